@@ -1,0 +1,298 @@
+//! `inferwatch run`: the main job.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use inferwatch::load::FileSource;
+use inferwatch::{
+    BackendKind, InstrumentedSession, LoadKind, Monitor, SessionError, SessionOptions, TensorInfo,
+    TensorMap, WindowConfig,
+};
+use serde::Serialize;
+
+use super::Failure;
+use super::inputs::{self, InputOrigin};
+use super::status::StatusLine;
+
+/// Options of `inferwatch run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The ONNX model file.
+    model: PathBuf,
+
+    /// Backend that runs the model: tract (pure Rust) or ort (ONNX Runtime).
+    #[arg(long, default_value = "tract", value_parser = parse_backend)]
+    backend: BackendKind,
+
+    /// An input tensor as NAME=FILE.npy; repeat for each input. Without it, the sample
+    /// inputs shipped next to the model (NAME.npy) are used, or generated ones.
+    #[arg(long = "input", value_name = "NAME=FILE")]
+    inputs: Vec<String>,
+
+    /// Stop after this many seconds; without it, run until Ctrl-C.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    duration: Option<Duration>,
+
+    /// Inferences per second over all threads; 0 runs as fast as possible.
+    #[arg(long, value_name = "HZ", default_value_t = 0.0, value_parser = parse_rate)]
+    rate: f64,
+
+    /// Threads that run inferences at the same time, sharing one model.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+
+    /// Span of the rolling window the statistics cover, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_seconds)]
+    window: Duration,
+
+    /// Read a load metric from a file holding one number, as METRIC=PATH; METRIC is
+    /// gpu_load_per_inference, cpu_load_per_inference, foreign_gpu_load or foreign_cpu_load.
+    #[arg(long = "load-file", value_name = "METRIC=PATH")]
+    load_files: Vec<String>,
+
+    /// Print one JSON snapshot per second on stdout, one object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_backend(text: &str) -> Result<BackendKind, String> {
+    text.parse()
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!("{text:?} is not a rate in inferences per second (0 or more)")),
+    }
+}
+
+/// The JSON object printed each second with `--json`.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    model: &'a str,
+    backend: &'a str,
+    elapsed_seconds: f64,
+    #[serde(flatten)]
+    snapshot: inferwatch::Snapshot,
+}
+
+pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
+    let window = WindowConfig::spanning(args.window, slot_for(args.window));
+    let mut builder = Monitor::builder().window(window);
+    for text in &args.load_files {
+        let (metric, path) = inputs::parse_pair("--load-file", text)?;
+        let kind: LoadKind = metric
+            .parse()
+            .map_err(|e: String| Failure::input(format!("--load-file {text}: {e}")))?;
+        builder = builder.load_source(FileSource::new(path, kind));
+    }
+    let monitor = builder
+        .build()
+        .map_err(|e| Failure::runtime(format!("failed to start the sampler thread: {e}")))?;
+
+    let (session, inputs) = open_session(&monitor, &args)?;
+    // One checked run before the loop: a wrong input fails here with a clear error.
+    session.run(inputs.clone()).map_err(Failure::input)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .map_err(|e| Failure::runtime(format!("failed to install the Ctrl-C handler: {e}")))?;
+
+    let started = Instant::now();
+    let failures = Arc::new(AtomicU64::new(0));
+    let workers = start_workers(&args, &session, &inputs, &stop, &failures)?;
+    let model_name = args.model.display().to_string();
+    let report = |monitor: &Monitor, out: &mut dyn Write| {
+        let line = JsonLine {
+            model: &model_name,
+            backend: args.backend.as_str(),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            snapshot: monitor.snapshot(),
+        };
+        let text = serde_json::to_string(&line).unwrap_or_default();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    };
+
+    let mut status = StatusLine::new(std::io::stderr().is_terminal() && !args.json);
+    let mut next_tick = started + Duration::from_secs(1);
+    loop {
+        let deadline_reached = args.duration.is_some_and(|d| started.elapsed() >= d);
+        if deadline_reached
+            || stop.load(Ordering::Relaxed)
+            || workers.iter().all(|w| w.is_finished())
+        {
+            break;
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick += Duration::from_secs(1);
+            if args.json {
+                report(&monitor, &mut std::io::stdout().lock());
+            }
+            status.update(started.elapsed(), &monitor.snapshot());
+        }
+        let wake = args.duration.map_or(next_tick, |d| next_tick.min(started + d));
+        std::thread::sleep(
+            wake.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)),
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    status.finish();
+    monitor.shutdown();
+    if args.json {
+        report(&monitor, &mut std::io::stdout().lock());
+    } else {
+        super::status::print_summary(started.elapsed(), &monitor.snapshot());
+    }
+    Ok(())
+}
+
+/// Picks a slot length: 5 s for the usual windows, shorter for windows under a minute so
+/// that the window keeps at least 12 slots.
+fn slot_for(window: Duration) -> Duration {
+    (window / 12).clamp(Duration::from_millis(100), inferwatch::window::DEFAULT_SLOT)
+}
+
+fn open_session(
+    monitor: &Monitor,
+    args: &RunArgs,
+) -> Result<(InstrumentedSession, TensorMap), Failure> {
+    let base = SessionOptions { backend: args.backend, ..SessionOptions::default() };
+    let declared = declared_inputs(&args.model, &base)?;
+    let given = inputs::read_given(&args.inputs)?;
+    let (mut inputs, origin) = match inputs::find_samples(&args.model, &declared)? {
+        Some((samples, paths)) if args.inputs.is_empty() => (samples, InputOrigin::Sample(paths)),
+        _ if !args.inputs.is_empty() => (given, InputOrigin::Given),
+        _ => (inputs::generate(&declared), InputOrigin::Generated),
+    };
+    if origin == InputOrigin::Given {
+        // Inputs the user left out are checked, and reported, by the session.
+        for info in &declared {
+            if inputs.get(&info.name).is_none() {
+                return Err(Failure::input(SessionError::MissingInput {
+                    name: info.name.clone(),
+                    expected: format!("{}{}", info.dtype, info.shape_string()),
+                }));
+            }
+        }
+    }
+    match &origin {
+        InputOrigin::Sample(paths) => {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            tracing::info!("using the sample inputs {}", names.join(", "));
+        }
+        InputOrigin::Generated => {
+            let shapes: Vec<String> = inputs
+                .iter()
+                .map(|(n, t)| {
+                    format!("{n} {}{}", t.dtype(), inferwatch::session::shape_string(t.shape()))
+                })
+                .collect();
+            tracing::info!(
+                "no --input given and no sample inputs next to the model: using generated inputs {}",
+                shapes.join(", ")
+            );
+        }
+        InputOrigin::Given => {}
+    }
+    let options = inputs::options_for(&base, &inputs);
+    let session = monitor.session(&args.model, &options).map_err(Failure::input)?;
+    // Drop inputs the model does not declare so that the error names them up front.
+    let extra: Vec<String> = inputs
+        .iter()
+        .map(|(n, _)| n.to_owned())
+        .filter(|n| !session.inputs().iter().any(|i| &i.name == n))
+        .collect();
+    if let Some(name) = extra.first() {
+        let _ = inputs.remove(name);
+        return Err(Failure::input(SessionError::UnknownInput {
+            name: name.clone(),
+            expected: session.inputs().iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+        }));
+    }
+    Ok((session, inputs))
+}
+
+/// Returns the model's declared inputs: parsed by tract when the run uses tract, read from
+/// a loaded session otherwise.
+fn declared_inputs(model: &Path, options: &SessionOptions) -> Result<Vec<TensorInfo>, Failure> {
+    match options.backend {
+        BackendKind::Tract => {
+            inferwatch::TractBackend::declared_inputs(model).map_err(Failure::input)
+        }
+        _ => {
+            let backend =
+                inferwatch::session::load_backend(model, options).map_err(Failure::input)?;
+            Ok(backend.inputs().to_vec())
+        }
+    }
+}
+
+fn start_workers(
+    args: &RunArgs,
+    session: &InstrumentedSession,
+    inputs: &TensorMap,
+    stop: &Arc<AtomicBool>,
+    failures: &Arc<AtomicU64>,
+) -> Result<Vec<std::thread::JoinHandle<()>>, Failure> {
+    let threads = u32::from(args.threads);
+    let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(f64::from(threads) / args.rate));
+    (0..threads)
+        .map(|index| {
+            let session = session.clone();
+            let inputs = inputs.clone();
+            let stop = stop.clone();
+            let failures = failures.clone();
+            std::thread::Builder::new()
+                .name(format!("inferwatch-worker-{index}"))
+                .spawn(move || worker(&session, &inputs, period, &stop, &failures))
+                .map_err(|e| {
+                    Failure::runtime(format!("failed to start worker thread {index}: {e}"))
+                })
+        })
+        .collect()
+}
+
+fn worker(
+    session: &InstrumentedSession,
+    inputs: &TensorMap,
+    period: Option<Duration>,
+    stop: &AtomicBool,
+    failures: &AtomicU64,
+) {
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(period) = period {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep((next - now).min(Duration::from_millis(200)));
+                continue;
+            }
+            // Missed deadlines are skipped rather than run in a burst.
+            next = (next + period).max(now);
+        }
+        if let Err(error) = session.run(inputs.clone())
+            && failures.fetch_add(1, Ordering::Relaxed) == 0
+        {
+            tracing::warn!(%error, "inference failed; later failures are counted in failed_inferences");
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Lock-free rolling windows of inference latency and load.
+//!
+//! A [`RollingWindow`] is a ring of time slots (by default 60 slots of 5 s, so 300 s). Every
+//! slot counts the inferences that ended in its time span: their number, the sum, minimum
+//! and maximum of their durations, a log-linear latency histogram, the failed inferences, and
+//! the sum of each load metric observed by the inferences. Percentiles come from the same
+//! histogram, so p50, p90 and p99 are within 1 % of the exact values.
+//!
+//! Recording is a few relaxed atomic operations on the current slot: no lock, no allocation,
+//! no system call, no panic. So that two threads never fight over one cache line, the ring is
+//! striped: each thread writes to the stripe picked by its thread index, and a reader sums
+//! the stripes.
+
+mod histogram;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+pub use stats::WindowStats;
+
+use crate::load::{LOAD_KINDS, LoadSample};
+
+/// Default length of one slot.
+pub const DEFAULT_SLOT: Duration = Duration::from_secs(5);
+/// Default number of slots; with [`DEFAULT_SLOT`] the window spans 300 s.
+pub const DEFAULT_SLOTS: usize = 60;
+
+/// The shape of a [`RollingWindow`]: slot length, number of slots and stripes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// Length of one slot. Snapshots cover whole slots, so this is their time resolution.
+    pub slot: Duration,
+    /// Number of slots the window spans.
+    pub slots: usize,
+    /// Number of independent copies of the ring that threads write to; rounded up to a power
+    /// of two. More stripes mean less contention between recording threads and more memory
+    /// (about 9.5 KiB per slot and stripe).
+    pub stripes: usize,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        WindowConfig { slot: DEFAULT_SLOT, slots: DEFAULT_SLOTS, stripes: cores.min(16) }
+    }
+}
+
+impl WindowConfig {
+    /// Returns a configuration that spans `span` with slots of `slot`, rounding the number of
+    /// slots up.
+    pub fn spanning(span: Duration, slot: Duration) -> Self {
+        let slot = slot.max(Duration::from_millis(1));
+        let slots = span.as_nanos().div_ceil(slot.as_nanos()).max(1) as usize;
+        WindowConfig { slot, slots, ..WindowConfig::default() }
+    }
+
+    /// Returns the time the window spans.
+    pub fn span(&self) -> Duration {
+        self.slot * self.slots as u32
+    }
+}
+
+/// One time slot of one stripe.
+///
+/// `state` governs every other field. It is 0 for a slot never used, `(epoch + 1) << 1` for a
+/// slot that holds the counts of `epoch` (the slot's time span, counted in slot lengths since
+/// the clock's origin), and the same with bit 0 set while one writer resets the slot for a
+/// new epoch. Only the writer whose compare-and-swap set bit 0 stores to the counters with
+/// plain relaxed stores, then publishes the new epoch with a release store. Other writers
+/// only add once they have seen the exact epoch they want (acquire load), so their adds
+/// follow the reset. Readers load `state` before and after reading the counters and drop the
+/// slot if it changed, which discards a slot reset while it was read.
+struct Slot {
+    state: AtomicU64,
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+    failed: AtomicU64,
+    /// Sum of each load metric over the inferences that saw one, in hundredths of a percent.
+    load_sum: [AtomicU64; LOAD_KINDS],
+    load_count: [AtomicU64; LOAD_KINDS],
+    buckets: Box<[AtomicU32]>,
+}
+
+const RESETTING: u64 = 1;
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            state: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            load_sum: Default::default(),
+            load_count: Default::default(),
+            buckets: (0..histogram::BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Makes the slot hold `wanted` (an encoded state), resetting it if it holds an older
+    /// epoch. Returns false when the sample must be dropped: another writer is resetting the
+    /// slot, or the slot already moved on to a newer epoch than the sample's.
+    #[cold]
+    fn rotate(&self, mut current: u64, wanted: u64) -> bool {
+        loop {
+            if current == wanted {
+                return true;
+            }
+            if current & RESETTING != 0 || current > wanted {
+                return false;
+            }
+            match self.state.compare_exchange(
+                current,
+                wanted | RESETTING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // This thread owns the reset: nobody adds until the release store below.
+                    self.clear();
+                    self.state.store(wanted, Ordering::Release);
+                    return true;
+                }
+                // Another writer changed the state first: look again at what it stored.
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn clear(&self) {
+        self.sum.store(0, Ordering::Relaxed);
+        self.min.store(u64::MAX, Ordering::Relaxed);
+        self.max.store(0, Ordering::Relaxed);
+        self.failed.store(0, Ordering::Relaxed);
+        for kind in 0..LOAD_KINDS {
+            self.load_sum[kind].store(0, Ordering::Relaxed);
+            self.load_count[kind].store(0, Ordering::Relaxed);
+        }
+        for bucket in self.buckets.iter() {
+            bucket.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A ring of time slots that counts inference latency and load, written without locks.
+///
+/// Memory is fixed at construction: `stripes × ring × 9.5 KiB`, where the ring is the number
+/// of slots rounded up past the next power of two (64 for the default 60). The extra slots
+/// mean the slot a writer resets is never one a snapshot of the full window reads.
+///
+/// A record whose slot another thread is resetting at that moment (once per slot length and
+/// stripe, for about a microsecond) is dropped and counted in [`WindowStats::dropped`];
+/// [`RollingWindow::prepare`] resets the next slot ahead of time so that this stays rare.
+pub struct RollingWindow {
+    config: WindowConfig,
+    slot_nanos: u64,
+    /// `u64::MAX / slot_nanos`: turns the division by the slot length into a multiplication
+    /// whose result is at most one below the quotient, corrected by one comparison.
+    slot_reciprocal: u64,
+    ring_mask: u64,
+    stripe_mask: usize,
+    stripes: Box<[Box<[CachePadded<Slot>]>]>,
+    dropped: CachePadded<AtomicU64>,
+}
+
+impl std::fmt::Debug for RollingWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollingWindow")
+            .field("config", &self.config)
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+static NEXT_THREAD_INDEX: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The stripe index of this thread, handed out in order of first use.
+    static THREAD_INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+#[inline]
+fn thread_index() -> usize {
+    THREAD_INDEX.with(|index| {
+        let value = index.get();
+        if value != usize::MAX {
+            return value;
+        }
+        let value = NEXT_THREAD_INDEX.fetch_add(1, Ordering::Relaxed);
+        index.set(value);
+        value
+    })
+}
+
+impl RollingWindow {
+    /// Creates an empty window.
+    pub fn new(config: WindowConfig) -> Self {
+        let slot_nanos = (config.slot.as_nanos() as u64).max(1);
+        let slots = config.slots.max(1);
+        let ring = (slots + 1).next_power_of_two();
+        let stripe_count = config.stripes.clamp(1, 64).next_power_of_two();
+        let stripes = (0..stripe_count)
+            .map(|_| (0..ring).map(|_| CachePadded::new(Slot::new())).collect())
+            .collect();
+        RollingWindow {
+            config: WindowConfig { slots, stripes: stripe_count, ..config },
+            slot_nanos,
+            slot_reciprocal: u64::MAX / slot_nanos,
+            ring_mask: ring as u64 - 1,
+            stripe_mask: stripe_count - 1,
+            stripes,
+            dropped: CachePadded::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Returns the window's configuration, with the stripes rounded as used.
+    pub fn config(&self) -> WindowConfig {
+        self.config
+    }
+
+    #[inline]
+    fn epoch(&self, now_nanos: u64) -> u64 {
+        let estimate = ((now_nanos as u128 * self.slot_reciprocal as u128) >> 64) as u64;
+        let remainder = now_nanos - estimate * self.slot_nanos;
+        estimate + u64::from(remainder >= self.slot_nanos)
+    }
+
+    /// Returns this thread's slot for the time `now_nanos`, reset for its epoch, or `None`
+    /// when the record must be dropped.
+    #[inline]
+    fn slot_for(&self, now_nanos: u64) -> Option<&Slot> {
+        let epoch = self.epoch(now_nanos);
+        let stripe = &self.stripes[thread_index() & self.stripe_mask];
+        let slot = &stripe[(epoch & self.ring_mask) as usize];
+        let wanted = (epoch + 1) << 1;
+        let current = slot.state.load(Ordering::Acquire);
+        if current == wanted || slot.rotate(current, wanted) {
+            Some(slot)
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
+    /// Records one inference that ended at `now_nanos` (clock time) and took `duration_nanos`,
+    /// with the load observed during it.
+    #[inline]
+    pub fn record(&self, now_nanos: u64, duration_nanos: u64, load: &LoadSample) {
+        let Some(slot) = self.slot_for(now_nanos) else { return };
+        slot.sum.fetch_add(duration_nanos, Ordering::Relaxed);
+        slot.buckets[histogram::bucket_index(duration_nanos)].fetch_add(1, Ordering::Relaxed);
+        // Most records change neither extreme, so a load comes first and the atomic
+        // read-modify-write runs only when the value is new.
+        if duration_nanos < slot.min.load(Ordering::Relaxed) {
+            slot.min.fetch_min(duration_nanos, Ordering::Relaxed);
+        }
+        if duration_nanos > slot.max.load(Ordering::Relaxed) {
+            slot.max.fetch_max(duration_nanos, Ordering::Relaxed);
+        }
+        if load.is_empty() {
+            return;
+        }
+        for kind in 0..LOAD_KINDS {
+            if let Some(value) = load.raw(kind) {
+                slot.load_sum[kind].fetch_add(u64::from(value), Ordering::Relaxed);
+                slot.load_count[kind].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records one failed inference that ended at `now_nanos`.
+    pub fn record_failure(&self, now_nanos: u64) {
+        if let Some(slot) = self.slot_for(now_nanos) {
+            slot.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Resets, on every stripe, the slot that the next slot length after `now_nanos` will
+    /// use, so that writers do not pay for the reset. Meant for a housekeeping thread that
+    /// calls it at least once per slot length.
+    pub fn prepare(&self, now_nanos: u64) {
+        let epoch = self.epoch(now_nanos) + 1;
+        let wanted = (epoch + 1) << 1;
+        for stripe in self.stripes.iter() {
+            let slot = &stripe[(epoch & self.ring_mask) as usize];
+            slot.rotate(slot.state.load(Ordering::Acquire), wanted);
+        }
+    }
+
+    /// Sums the slots that cover the trailing `span` at clock time `now_nanos`.
+    ///
+    /// The span is rounded up to whole slots and capped at the window, and it includes the
+    /// current slot, which is still filling: with 5 s slots, a 10 s span covers between 5 and
+    /// 10 s of past records plus the current ones.
+    pub fn stats(&self, now_nanos: u64, span: Duration) -> WindowStats {
+        let span_slots = (span.as_nanos().div_ceil(u128::from(self.slot_nanos)) as u64)
+            .clamp(1, self.config.slots as u64);
+        let newest = self.epoch(now_nanos);
+        let oldest = newest.saturating_sub(span_slots - 1);
+        let mut stats = WindowStats::empty(self.slot_nanos * span_slots);
+        for stripe in self.stripes.iter() {
+            for epoch in oldest..=newest {
+                let slot = &stripe[(epoch & self.ring_mask) as usize];
+                stats.add_slot(slot, (epoch + 1) << 1);
+            }
+        }
+        stats.dropped = self.dropped.load(Ordering::Relaxed);
+        stats
+    }
+}
