@@ -243,3 +243,25 @@ fn bad_flag_values() {
         assert!(text.contains(expected), "{flag} {value}: {text}");
     }
 }
+
+#[test]
+fn ctrl_c_prints_the_final_snapshot_and_exits_zero() {
+    let model = model_path("ppocr-cls/model.onnx");
+    let child = Command::new(env!("CARGO_BIN_EXE_inferwatch"))
+        .args(["run", path(&model), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // SAFETY: kill only sends a signal to the child this test started.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    assert!(lines.len() >= 2, "{} lines", lines.len());
+    let last = lines.last().unwrap();
+    assert!(last["inference_count"].as_u64().unwrap() > 0, "{last}");
+    assert!(last["elapsed_seconds"].as_f64().unwrap() >= 2.0, "{last}");
+}
