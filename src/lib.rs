@@ -71,6 +71,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
+pub mod config;
+#[cfg(feature = "defender")]
+#[cfg_attr(docsrs, doc(cfg(feature = "defender")))]
+pub mod defender;
 pub mod error;
 pub mod load;
 mod monitor;
