@@ -25,8 +25,10 @@ pub struct DefenderSection {
     pub endpoint: Option<String>,
     /// Broker port (default 8883).
     pub port: Option<u16>,
-    /// Thing name, also the MQTT client id.
+    /// Thing name, also the MQTT client id unless `client_id` is set.
     pub thing: Option<String>,
+    /// MQTT client id, when it must differ from the thing name.
+    pub client_id: Option<String>,
     /// CA certificate (PEM).
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM).
@@ -87,12 +89,14 @@ mod tests {
 
     #[test]
     fn config_reads_defender_section() {
-        let text = "[defender]\nendpoint = \"127.0.0.1\"\nport = 8884\nthing = \"cam-1\"\ninterval = 1.5\n";
+        let text = "[defender]\nendpoint = \"127.0.0.1\"\nport = 8884\nthing = \"cam-1\"\ninterval = 1.5\nanswer_timeout = 30\n";
         let config = Config::parse(text, Path::new("a.toml")).unwrap();
         let defender = config.defender.unwrap();
         assert_eq!(defender.endpoint.as_deref(), Some("127.0.0.1"));
         assert_eq!(defender.port, Some(8884));
         assert_eq!(defender.interval, Some(1.5));
+        // Whole seconds are written as TOML integers.
+        assert_eq!(defender.answer_timeout, Some(30.0));
     }
 
     #[test]

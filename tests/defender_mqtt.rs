@@ -459,20 +459,37 @@ fn spooled_ids(log: &str) -> Vec<u64> {
         .collect()
 }
 
-fn start_agent(pki: &Pki, broker: &Broker, spool: &Path, thing: &str) -> Child {
+/// Starts `inferwatch run` reporting every second, configured by flags or, with
+/// `config_file`, by a `[defender]` section.
+fn start_agent(pki: &Pki, broker: &Broker, spool: &Path, thing: &str, config_file: bool) -> Child {
     let files = pki.client(thing);
-    Command::new(BIN)
-        .args(["run", "models/ppocr-cls/model.onnx", "--rate", "20", "--window", "10"])
-        .args(["--endpoint", "127.0.0.1", "--mqtt-port", &broker.port.to_string()])
-        .args(["--thing", thing, "--report-interval", "1"])
-        .arg("--ca")
-        .arg(&files.ca)
-        .arg("--cert")
-        .arg(&files.cert)
-        .arg("--key")
-        .arg(&files.key)
-        .arg("--spool-dir")
-        .arg(spool)
+    let mut command = Command::new(BIN);
+    command.args(["run", "models/ppocr-cls/model.onnx", "--rate", "20", "--window", "10"]);
+    if config_file {
+        let path = pki.path(&format!("{thing}.toml"));
+        let text = format!(
+            "[defender]\nendpoint = \"127.0.0.1\"\nport = {}\nthing = \"{thing}\"\n\
+             ca = \"ca.pem\"\ncert = \"{thing}.pem\"\nkey = \"{thing}.key\"\ninterval = 1\n\
+             spool_dir = \"{}\"\n",
+            broker.port,
+            spool.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        command.arg("--config").arg(path);
+    } else {
+        command
+            .args(["--endpoint", "127.0.0.1", "--mqtt-port", &broker.port.to_string()])
+            .args(["--thing", thing, "--report-interval", "1"])
+            .arg("--ca")
+            .arg(&files.ca)
+            .arg("--cert")
+            .arg(&files.cert)
+            .arg("--key")
+            .arg(&files.key)
+            .arg("--spool-dir")
+            .arg(spool);
+    }
+    command
         .env("INFERWATCH_LOG", "inferwatch=debug,warn")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -496,7 +513,7 @@ fn spool_resumes_after_publisher_restart() {
     let fleet = start_fleet(&pki, &broker);
     let spool = tempfile::tempdir().unwrap();
 
-    let first = start_agent(&pki, &broker, spool.path(), "cam-5");
+    let first = start_agent(&pki, &broker, spool.path(), "cam-5", false);
     assert!(
         wait_until(Duration::from_secs(60), || accepted_ids(&fleet, "cam-5").len() >= 2),
         "the agent's first reports were not accepted within 60 s"
@@ -525,7 +542,7 @@ fn spool_resumes_after_publisher_restart() {
     assert!(first_ids.len() >= 4, "{first_log}");
 
     broker.restart();
-    let second = start_agent(&pki, &broker, spool.path(), "cam-5");
+    let second = start_agent(&pki, &broker, spool.path(), "cam-5", true);
     let all_first_arrived = || {
         let accepted = accepted_ids(&fleet, "cam-5");
         first_ids.iter().all(|id| accepted.contains(id))

@@ -31,6 +31,10 @@ pub(crate) struct DefenderArgs {
     #[arg(long, value_name = "NAME", env = "AWS_IOT_THING_NAME")]
     thing: Option<String>,
 
+    /// MQTT client id [default: the thing name].
+    #[arg(long, value_name = "ID")]
+    mqtt_client_id: Option<String>,
+
     /// CA certificate of the broker (PEM).
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
@@ -181,6 +185,7 @@ fn resolve(
         .unwrap_or_else(|| default_spool_dir(&thing));
     let port = args.mqtt_port.or(file.port).unwrap_or(8883);
     let mut config = PublisherConfig::new(endpoint, port, thing, tls, spool_dir);
+    config.client_id = args.mqtt_client_id.clone().or(file.client_id.clone());
     if let Some(text) = args.report_format.as_deref().or(file.format.as_deref()) {
         config.format =
             text.parse().map_err(|e: String| Failure::input(format!("{e} ({origin})")))?;

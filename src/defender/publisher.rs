@@ -1,23 +1,4 @@
 //! The MQTT publisher: a cloneable handle and a driver thread that owns the connection.
-//!
-//! [`Publisher::submit`] gives each report its id, encodes it and writes it to the
-//! [`Spool`] before it returns; nothing else is needed for the report to survive a broker
-//! outage or a process restart. The driver thread (`inferwatch-defender`) runs a
-//! single-threaded Tokio runtime with two tasks:
-//!
-//! - the poller calls `EventLoop::poll` in a loop and forwards every event, so the request
-//!   channel is always drained and a full channel cannot deadlock. After a connection
-//!   error it waits with exponential backoff and full jitter (from `reconnect_min` up to
-//!   `reconnect_max`) and polls again, which reconnects;
-//! - the driver subscribes to `…/accepted` and `…/rejected` after every CONNACK (sessions are
-//!   clean), and only once the SUBACK arrives publishes the oldest spooled report at QoS 1.
-//!   One report is in flight at a time, so reports arrive in id order. The report leaves the
-//!   spool when the answer with its id arrives. Without an answer it is sent again after a
-//!   reconnect or after `answer_timeout`; a peer that already saw the id answers again
-//!   without counting it twice, as `inferwatch fleet` does.
-//!
-//! A rejected report is logged with its `ErrorCode` and `ErrorMessage`, counted, and deleted
-//! from the spool: sending the same document again would be rejected again.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -49,8 +30,11 @@ pub struct PublisherConfig {
     pub host: String,
     /// Broker port (8883 for MQTT over TLS).
     pub port: u16,
-    /// The thing name, also used as the MQTT client id.
+    /// The thing name, also the MQTT client id unless `client_id` is set.
     pub thing: ThingName,
+    /// MQTT client id when it must differ from the thing name, such as on a Greengrass core
+    /// whose own connection uses the thing name.
+    pub client_id: Option<String>,
     /// CA, certificate and key files.
     pub tls: TlsFiles,
     /// Payload format of new reports.
@@ -85,6 +69,7 @@ impl PublisherConfig {
             host: host.into(),
             port,
             thing,
+            client_id: None,
             tls,
             format: Format::Json,
             keys: KeyStyle::Long,
@@ -201,9 +186,29 @@ struct Handle {
 
 /// Publishes Device Defender reports and alarms over MQTT with mutual TLS.
 ///
-/// Cheap to clone; clones share one connection and one spool. [`Publisher::start`] starts
-/// the driver thread described in the [module docs](self). [`Publisher::shutdown`] (or
-/// dropping the last clone) disconnects; spooled reports stay on disk for the next start.
+/// Cheap to clone; clones share one connection and one spool.
+///
+/// [`Publisher::submit`] gives each report its id, encodes it and writes it to the
+/// [`Spool`] before it returns; nothing else is needed for the report to survive a broker
+/// outage or a process restart. [`Publisher::start`] starts a thread named
+/// `inferwatch-defender` that runs a single-threaded Tokio runtime with two tasks:
+///
+/// - the poller calls `EventLoop::poll` in a loop and forwards every event, so the request
+///   channel is always drained and a full channel cannot deadlock. After a connection error
+///   it waits with exponential backoff and jitter (from `reconnect_min` up to
+///   `reconnect_max`) and polls again, which reconnects;
+/// - the driver subscribes to `…/accepted` and `…/rejected` after every CONNACK (sessions
+///   are clean), and only once the SUBACK arrives publishes the oldest spooled report at
+///   QoS 1. One report is in flight at a time, so reports arrive in id order. The report
+///   leaves the spool when the answer with its id arrives. Without an answer it is sent
+///   again after a reconnect or after `answer_timeout`; a peer that already saw the id
+///   answers again without counting it twice, as `inferwatch fleet` does.
+///
+/// A rejected report is logged with its `ErrorCode` and `ErrorMessage`, counted, and
+/// deleted from the spool: sending the same document again would be rejected again.
+///
+/// [`Publisher::shutdown`] (or dropping the last clone) disconnects; spooled reports stay on
+/// disk for the next start.
 #[derive(Clone, Debug)]
 pub struct Publisher {
     handle: Arc<Handle>,
@@ -217,7 +222,8 @@ impl Publisher {
         if !spool.is_empty() {
             tracing::info!(thing = %config.thing, pending = spool.len(), dir = %config.spool_dir.display(), "resuming spooled reports");
         }
-        let mut options = MqttOptions::new(config.thing.as_str(), &config.host, config.port);
+        let client_id = config.client_id.clone().unwrap_or_else(|| config.thing.to_string());
+        let mut options = MqttOptions::new(client_id, &config.host, config.port);
         options
             .set_keep_alive(config.keep_alive.max(Duration::from_secs(1)))
             .set_clean_session(true)
