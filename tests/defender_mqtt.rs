@@ -446,6 +446,9 @@ fn reports_survive_broker_restart() {
     // Every id arrives once (copies sent again after a lost answer are marked duplicate)
     // and in order.
     assert_eq!(accepted_ids(&fleet, "cam-4"), ids);
+    let copies =
+        fleet.answers().iter().filter(|a| a["thing"] == "cam-4" && a["duplicate"] == true).count();
+    eprintln!("{} reports, {copies} copies sent again, {:?}", ids.len(), publisher.stats());
     assert_eq!(publisher.stats().pending, 0);
     publisher.shutdown();
 }
@@ -574,4 +577,44 @@ fn thing_names_with_topic_characters_rejected() {
         assert!(stderr.contains(&format!("invalid thing name {thing:?}")), "{stderr}");
         assert!(stderr.contains("would change the MQTT topic"), "{stderr}");
     }
+}
+
+#[test]
+fn alarm_reaches_alarm_topic() {
+    let pki = Pki::new();
+    let broker = Broker::start(&pki);
+    let files = pki.client("watcher");
+    let tls = inferwatch::defender::client_config(&files).unwrap();
+    let mut options = rumqttc::MqttOptions::new("watcher", "127.0.0.1", broker.port);
+    options
+        .set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
+    let (client, mut connection) = rumqttc::Client::new(options, 10);
+    client.subscribe("inferwatch/things/+/alarms", rumqttc::QoS::AtLeastOnce).unwrap();
+    let subscribed = (0..40).any(|_| {
+        matches!(
+            connection.recv_timeout(Duration::from_millis(500)),
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))))
+        )
+    });
+    assert!(subscribed, "no SUBACK within 20 s");
+
+    let spool = tempfile::tempdir().unwrap();
+    let publisher = start_publisher(&broker, pki.client("cam-6"), "cam-6", spool.path());
+    let alarm = serde_json::json!({"behavior": "gpu_load_per_inference", "event": "in-alarm"});
+    publisher.publish_alarm(&alarm).unwrap();
+    let mut received = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while received.is_none() && Instant::now() < deadline {
+        if let Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) =
+            connection.recv_timeout(Duration::from_millis(500))
+        {
+            received =
+                Some((p.topic.clone(), serde_json::from_slice::<Value>(&p.payload).unwrap()));
+        }
+    }
+    let (topic, payload) = received.expect("no alarm within 20 s");
+    assert_eq!(topic, "inferwatch/things/cam-6/alarms");
+    assert_eq!(payload, alarm);
+    assert_eq!(publisher.stats().alarms_sent, 1);
+    publisher.shutdown();
 }
