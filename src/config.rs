@@ -45,8 +45,8 @@ pub struct DefenderSection {
     pub spool_dir: Option<PathBuf>,
     /// Reports kept in the spool at most (default 1000).
     pub spool_capacity: Option<usize>,
-    /// Seconds to wait for an answer before sending a report again (default 30).
-    pub answer_timeout: Option<f64>,
+    /// Seconds to wait for a response before sending a report again (default 30).
+    pub response_timeout: Option<f64>,
     /// Whether to send GPU metrics (default true).
     pub gpu_metrics: Option<bool>,
     /// Further custom metrics to send, such as `p99_inference_time`.
@@ -89,14 +89,14 @@ mod tests {
 
     #[test]
     fn config_reads_defender_section() {
-        let text = "[defender]\nendpoint = \"127.0.0.1\"\nport = 8884\nthing = \"cam-1\"\ninterval = 1.5\nanswer_timeout = 30\n";
+        let text = "[defender]\nendpoint = \"127.0.0.1\"\nport = 8884\nthing = \"cam-1\"\ninterval = 1.5\nresponse_timeout = 30\n";
         let config = Config::parse(text, Path::new("a.toml")).unwrap();
         let defender = config.defender.unwrap();
         assert_eq!(defender.endpoint.as_deref(), Some("127.0.0.1"));
         assert_eq!(defender.port, Some(8884));
         assert_eq!(defender.interval, Some(1.5));
         // Whole seconds are written as TOML integers.
-        assert_eq!(defender.answer_timeout, Some(30.0));
+        assert_eq!(defender.response_timeout, Some(30.0));
     }
 
     #[test]

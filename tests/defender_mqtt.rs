@@ -1,4 +1,4 @@
-//! Device Defender reports against a real Mosquitto 2 broker with mutual TLS, answered by
+//! Device Defender reports against a real Mosquitto 2 broker with mutual TLS, checked by
 //! `inferwatch fleet`. Every test starts its own broker on a free port of 127.0.0.1 with
 //! certificates made by the `openssl` command, and stops it at the end. Install both with
 //! `scripts/deps/30-mosquitto.sh`.
@@ -217,7 +217,7 @@ impl Collected {
         Collected { child, lines }
     }
 
-    fn answers(&self) -> Vec<Value> {
+    fn responses(&self) -> Vec<Value> {
         self.lines.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 }
@@ -251,7 +251,7 @@ fn start_fleet(pki: &Pki, broker: &Broker) -> Collected {
     publisher.submit(DeviceMetrics::default(), BTreeMap::new()).unwrap();
     assert!(
         wait_until(Duration::from_secs(20), || publisher.stats().accepted == 1),
-        "the fleet peer did not answer a probe report within 20 s: {:?}",
+        "the fleet peer did not respond to a probe report within 20 s: {:?}",
         publisher.stats()
     );
     publisher.shutdown();
@@ -261,7 +261,7 @@ fn start_fleet(pki: &Pki, broker: &Broker) -> Collected {
 fn start_publisher(broker: &Broker, tls: TlsFiles, thing: &str, spool: &Path) -> Publisher {
     let mut config =
         PublisherConfig::new("127.0.0.1", broker.port, ThingName::new(thing).unwrap(), tls, spool);
-    config.answer_timeout = Duration::from_secs(3);
+    config.response_timeout = Duration::from_secs(3);
     config.reconnect_min = Duration::from_millis(100);
     config.reconnect_max = Duration::from_secs(1);
     Publisher::start(config).unwrap()
@@ -270,7 +270,7 @@ fn start_publisher(broker: &Broker, tls: TlsFiles, thing: &str, spool: &Path) ->
 /// Report ids the fleet accepted for `thing`, first copies only, in arrival order.
 fn accepted_ids(fleet: &Collected, thing: &str) -> Vec<u64> {
     fleet
-        .answers()
+        .responses()
         .iter()
         .filter(|a| a["thing"] == thing && a["status"] == "ACCEPTED" && a["duplicate"] == false)
         .filter_map(|a| a["report_id"].as_u64())
@@ -327,29 +327,29 @@ fn malformed_report_is_rejected() {
     let malformed = r#"{"header":{"report_id":42,"version":"1.0"},"metrics":{},
         "custom_metrics":{"avg_inference_time":[{"number":"12.5"}]}}"#;
     let mut published = false;
-    let mut answer = None;
+    let mut response = None;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while answer.is_none() && Instant::now() < deadline {
+    while response.is_none() && Instant::now() < deadline {
         match connection.recv_timeout(Duration::from_millis(500)) {
             Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) if !published => {
                 client.publish(topic, rumqttc::QoS::AtLeastOnce, false, malformed).unwrap();
                 published = true;
             }
             Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) => {
-                answer = Some(serde_json::from_slice::<Value>(&p.payload).unwrap());
+                response = Some(serde_json::from_slice::<Value>(&p.payload).unwrap());
             }
             _ => {}
         }
     }
-    let answer = answer.expect("no answer on /rejected within 20 s");
-    assert_eq!(answer["status"], "REJECTED");
-    assert_eq!(answer["thingName"], "cam-2");
-    assert_eq!(answer["reportId"], 42);
-    assert_eq!(answer["statusDetails"]["ErrorCode"], "InvalidPayload");
-    let message = answer["statusDetails"]["ErrorMessage"].as_str().unwrap();
+    let response = response.expect("no response on /rejected within 20 s");
+    assert_eq!(response["status"], "REJECTED");
+    assert_eq!(response["thingName"], "cam-2");
+    assert_eq!(response["reportId"], 42);
+    assert_eq!(response["statusDetails"]["ErrorCode"], "InvalidPayload");
+    let message = response["statusDetails"]["ErrorMessage"].as_str().unwrap();
     assert!(message.contains("custom_metrics.avg_inference_time[0].number"), "{message}");
-    assert!(answer["timestamp"].as_u64().unwrap() > 0);
-    let logged = fleet.answers();
+    assert!(response["timestamp"].as_u64().unwrap() > 0);
+    let logged = fleet.responses();
     assert!(
         logged.iter().any(|a| a["thing"] == "cam-2" && a["status"] == "REJECTED"),
         "{logged:?}"
@@ -440,14 +440,17 @@ fn reports_survive_broker_restart() {
     }
     assert!(
         wait_until(Duration::from_secs(60), || publisher.stats().accepted == ids.len() as u64),
-        "not every report was answered within 60 s: {:?}",
+        "not every report got a response within 60 s: {:?}",
         publisher.stats()
     );
-    // Every id arrives once (copies sent again after a lost answer are marked duplicate)
+    // Every id arrives once (copies sent again after a lost response are marked duplicate)
     // and in order.
     assert_eq!(accepted_ids(&fleet, "cam-4"), ids);
-    let copies =
-        fleet.answers().iter().filter(|a| a["thing"] == "cam-4" && a["duplicate"] == true).count();
+    let copies = fleet
+        .responses()
+        .iter()
+        .filter(|a| a["thing"] == "cam-4" && a["duplicate"] == true)
+        .count();
     eprintln!("{} reports, {copies} copies sent again, {:?}", ids.len(), publisher.stats());
     assert_eq!(publisher.stats().pending, 0);
     publisher.shutdown();

@@ -1,20 +1,20 @@
 //! Fuzzes the report parser that `inferwatch fleet` runs on every received message.
 //!
 //! The first byte picks the format (odd: CBOR, even: JSON). Whatever the input, parsing and
-//! answering must not panic, and a report that parses must encode again and parse back to
+//! responding must not panic, and a report that parses must encode again and parse back to
 //! the same report.
 
 #![no_main]
 
 use std::collections::HashMap;
 
-use inferwatch::defender::{Format, ReportError, answer_report, parse_report};
+use inferwatch::defender::{Format, ReportError, respond_to_report, parse_report};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
     let format = if selector & 1 == 1 { Format::Cbor } else { Format::Json };
 
-    let _ = answer_report("fuzz-thing", format, body, &mut HashMap::new());
+    let _ = respond_to_report("fuzz-thing", format, body, &mut HashMap::new());
 
     let Ok((report, style)) = parse_report(body, format) else { return };
     let bytes = match report.encode(format, style) {

@@ -43,13 +43,13 @@ pub(crate) struct FleetArgs {
     profile: Option<PathBuf>,
 }
 
-/// Answers reports until Ctrl-C, printing one JSON object per answer on stdout.
+/// Responds to reports until Ctrl-C, printing one JSON object per response on stdout.
 pub(crate) fn fleet(args: FleetArgs) -> Result<(), Failure> {
     if let Some(profile) = &args.profile {
         return Err(Failure::input(format!(
             "--profile {}: evaluating security profiles needs the local detection engine, \
-             which this build does not include; run without --profile to validate and answer \
-             reports only",
+             which this build does not include; run without --profile to validate reports and \
+             respond only",
             profile.display()
         )));
     }
@@ -63,9 +63,9 @@ pub(crate) fn fleet(args: FleetArgs) -> Result<(), Failure> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .map_err(|e| Failure::runtime(format!("failed to install the Ctrl-C handler: {e}")))?;
-    run_fleet(&config, stop, |answer| {
+    run_fleet(&config, stop, |response| {
         let mut out = std::io::stdout().lock();
-        let line = serde_json::to_string(answer).unwrap_or_default();
+        let line = serde_json::to_string(response).unwrap_or_default();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     })

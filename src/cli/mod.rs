@@ -28,7 +28,7 @@ enum Command {
     /// Print this device's Device Defender report now (JSON, or CBOR with --cbor).
     #[cfg(feature = "defender")]
     Report(report::ReportArgs),
-    /// Answer Device Defender reports on an MQTT broker, as the AWS service does.
+    /// Check Device Defender reports on an MQTT broker and respond as the AWS service does.
     #[cfg(feature = "defender")]
     Fleet(fleet::FleetArgs),
 }

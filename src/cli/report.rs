@@ -196,8 +196,8 @@ fn resolve(
     if let Some(capacity) = file.spool_capacity {
         config.spool_capacity = capacity.max(1);
     }
-    if let Some(seconds) = file.answer_timeout {
-        config.answer_timeout = seconds_value(seconds, "answer_timeout", origin)?;
+    if let Some(seconds) = file.response_timeout {
+        config.response_timeout = seconds_value(seconds, "response_timeout", origin)?;
     }
     let mut options = ReportOptions::default();
     if let Some(seconds) = args.report_interval.or(file.interval) {

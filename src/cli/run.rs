@@ -64,7 +64,7 @@ pub(crate) struct RunArgs {
 
     #[cfg(feature = "defender")]
     #[command(flatten)]
-    defender: super::report::DefenderArgs,
+    defender: Box<super::report::DefenderArgs>,
 }
 
 fn parse_backend(text: &str) -> Result<BackendKind, String> {

@@ -25,7 +25,7 @@ pub const OPTIONAL_METRICS: [&str; 7] = [
 /// The shortest report interval AWS IoT Device Defender accepts without throttling.
 pub const AWS_MIN_INTERVAL: Duration = Duration::from_secs(300);
 
-/// What a [`Reporter`] sends and how often.
+/// Settings of a [`Reporter`]: the metrics it sends and the interval.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReportOptions {
     /// Time between two reports (default 300 s).

@@ -55,11 +55,11 @@ pub enum DefenderError {
         /// The offending part.
         reason: String,
     },
-    /// A PEM file (CA, certificate or key) cannot be read or holds nothing usable.
-    #[error("failed to load the {what} from {path}: {detail}")]
+    /// A PEM file (CA, certificate or key) cannot be read or contains nothing usable.
+    #[error("failed to load the {role} from {path}: {detail}")]
     Pem {
         /// `CA certificate`, `client certificate` or `private key`.
-        what: &'static str,
+        role: &'static str,
         /// The file path.
         path: PathBuf,
         /// What went wrong.

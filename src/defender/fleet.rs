@@ -1,7 +1,7 @@
 //! `inferwatch fleet`: a local Device Defender peer for any MQTT broker.
 //!
 //! It subscribes to `$aws/things/+/defender/metrics/+`, runs every report through the same
-//! parser and checks as [`parse_report`], and answers on the report topic plus `/accepted`
+//! parser and checks as [`parse_report`], and responds on the report topic plus `/accepted`
 //! or `/rejected`, in the report's format:
 //!
 //! ```json
@@ -12,7 +12,7 @@
 //! ```
 //!
 //! A report whose id is not above the last accepted id of its thing is a copy sent again
-//! after a lost answer: it is answered `ACCEPTED` again and marked `duplicate`, so observers
+//! after a lost response: it is accepted again and marked `duplicate`, so observers
 //! see each report once.
 //!
 //! Evaluating a security profile per thing is the job of the local detection engine, which
@@ -62,43 +62,43 @@ pub enum Status {
     Rejected,
 }
 
-/// One answer sent by the peer, as printed by `inferwatch fleet`.
+/// One response sent by the peer, as printed by `inferwatch fleet`.
 #[derive(Clone, Debug, Serialize)]
-pub struct FleetAnswer {
+pub struct FleetResponse {
     /// The thing from the topic.
     pub thing: String,
     /// The report id, when the document has a readable one.
     pub report_id: Option<u64>,
-    /// The answer.
+    /// The verdict.
     pub status: Status,
     /// Whether the id was already accepted (a copy sent again).
     pub duplicate: bool,
     /// `json` or `cbor`.
     pub format: &'static str,
-    /// Why the report was rejected.
+    /// The reason the report was rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Milliseconds since the Unix epoch when the answer was made.
+    /// Milliseconds since the Unix epoch when the response was made.
     pub timestamp: u64,
     /// The parsed report, when it was accepted.
     #[serde(skip)]
     pub report: Option<Report>,
 }
 
-/// Checks one received report and builds the answer and its payload. `last_ids` holds the
+/// Checks one received report and builds the response and its payload. `last_ids` contains the
 /// last accepted id per thing.
-pub fn answer_report(
+pub fn respond_to_report(
     thing: &str,
     format: Format,
     payload: &[u8],
     last_ids: &mut HashMap<String, u64>,
-) -> (FleetAnswer, Vec<u8>) {
+) -> (FleetResponse, Vec<u8>) {
     let timestamp =
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let decoded = decode_value(payload, format);
     let report_id = decoded.as_ref().ok().and_then(header_report_id);
     let checked = decoded.and_then(|value| report_from_value(&value));
-    let mut answer = FleetAnswer {
+    let mut response = FleetResponse {
         thing: thing.to_owned(),
         report_id,
         status: Status::Accepted,
@@ -111,14 +111,14 @@ pub fn answer_report(
     let document = match checked {
         Ok((report, _style)) => {
             let last = last_ids.entry(thing.to_owned()).or_insert(0);
-            answer.duplicate = report.report_id <= *last;
+            response.duplicate = report.report_id <= *last;
             *last = (*last).max(report.report_id);
-            answer.report = Some(report);
+            response.report = Some(report);
             json!({"thingName": thing, "reportId": report_id, "status": "ACCEPTED", "timestamp": timestamp})
         }
         Err(error) => {
-            answer.status = Status::Rejected;
-            answer.error = Some(error.to_string());
+            response.status = Status::Rejected;
+            response.error = Some(error.to_string());
             let mut document = json!({
                 "thingName": thing,
                 "status": "REJECTED",
@@ -134,7 +134,7 @@ pub fn answer_report(
     let bytes = encode_value(&document, format)
         .or_else(|_| encode_value(&document, Format::Json))
         .unwrap_or_default();
-    (answer, bytes)
+    (response, bytes)
 }
 
 /// Reads `header.report_id` or `hed.rid` from a document that may be invalid otherwise.
@@ -151,15 +151,15 @@ pub fn parse_report_topic(topic: &str) -> Option<(ThingName, Format)> {
     Some((ThingName::new(thing).ok()?, format))
 }
 
-/// Connects, subscribes to [`REPORT_FILTER`] and answers reports until `stop` is set.
-/// `observe` is called with every answer; it is where a profile evaluator plugs in.
+/// Connects, subscribes to [`REPORT_FILTER`] and responds to reports until `stop` is set.
+/// `observe` is called with every response; it is where a profile evaluator plugs in.
 ///
 /// Runs on the calling thread with a single-threaded Tokio runtime. Connection errors are
 /// logged and retried with backoff; only an invalid TLS configuration returns an error.
 pub fn run_fleet(
     config: &FleetConfig,
     stop: Arc<AtomicBool>,
-    mut observe: impl FnMut(&FleetAnswer),
+    mut observe: impl FnMut(&FleetResponse),
 ) -> Result<(), DefenderError> {
     let tls = client_config(&config.tls)?;
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
@@ -210,20 +210,20 @@ pub fn run_fleet(
                         tracing::debug!(topic = %publish.topic, "fleet: ignored a message on an unexpected topic");
                         continue;
                     };
-                    let (answer, payload) =
-                        answer_report(thing.as_str(), format, &publish.payload, &mut last_ids);
-                    let suffix = match answer.status {
+                    let (response, payload) =
+                        respond_to_report(thing.as_str(), format, &publish.payload, &mut last_ids);
+                    let suffix = match response.status {
                         Status::Accepted => "accepted",
                         Status::Rejected => "rejected",
                     };
-                    if let Some(error) = &answer.error {
-                        tracing::warn!(%thing, report_id = ?answer.report_id, %error, "fleet: rejected a report");
+                    if let Some(error) = &response.error {
+                        tracing::warn!(%thing, report_id = ?response.report_id, %error, "fleet: rejected a report");
                     }
                     let topic = format!("{}/{suffix}", publish.topic);
                     if let Err(error) = client.publish(topic, QoS::AtLeastOnce, false, payload).await {
-                        tracing::error!(%thing, %error, "fleet: failed to queue the answer");
+                        tracing::error!(%thing, %error, "fleet: failed to queue the response");
                     }
-                    observe(&answer);
+                    observe(&response);
                 }
                 Some(Ok(_)) => {}
             }

@@ -5,12 +5,12 @@
 //!   keys, and checked by [`parse_report`] before it leaves the device.
 //! - [`Publisher`] owns the MQTT connection (rumqttc, rustls on `ring`), the report ids and
 //!   the on-disk [`Spool`]: a report is on disk before `submit` returns and leaves it only
-//!   once the peer answered it, so broker and process restarts lose nothing.
+//!   once the peer responded to it, so broker and process restarts lose nothing.
 //! - [`Reporter`] builds and submits a report every interval from a [`Monitor`](crate::Monitor).
-//! - [`run_fleet`] is the other side: a Device Defender peer that answers reports on any
+//! - [`run_fleet`] is the other side: a Device Defender peer that checks reports on any
 //!   broker, used by `inferwatch fleet` and by the tests.
 //!
-//! Reports go to `$aws/things/{thing}/defender/metrics/{json|cbor}` at QoS 1; answers come
+//! Reports go to `$aws/things/{thing}/defender/metrics/{json|cbor}` at QoS 1; responses come
 //! on the same topic plus `/accepted` or `/rejected`.
 
 mod collect;
@@ -30,7 +30,8 @@ mod tests;
 pub use collect::{AWS_MIN_INTERVAL, OPTIONAL_METRICS, ReportOptions, Reporter, custom_metrics};
 pub use error::{DefenderError, ReportError};
 pub use fleet::{
-    FleetAnswer, FleetConfig, REPORT_FILTER, Status, answer_report, parse_report_topic, run_fleet,
+    FleetConfig, FleetResponse, REPORT_FILTER, Status, parse_report_topic, respond_to_report,
+    run_fleet,
 };
 pub use netstat::{
     DEFAULT_MAX_LISTED, InterfaceCounters, InterfaceMap, NetStat, SocketEntry, parse_dev,

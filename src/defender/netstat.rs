@@ -4,7 +4,7 @@
 //! Addresses in `/proc/net/tcp*` and `udp*` are hexadecimal words in the kernel's byte
 //! order; IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) are reported as IPv4. A listener
 //! bound to a wildcard address (`0.0.0.0` or `::`) is reported without an interface, which
-//! means every interface. Other local addresses are mapped to the interface that holds them
+//! means every interface. Other local addresses are mapped to the interface that has them
 //! (`getifaddrs`), and addresses in `127.0.0.0/8` or `::1` to the loopback interface.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -105,7 +105,7 @@ pub fn parse_dev(text: &str) -> BTreeMap<String, InterfaceCounters> {
     counters
 }
 
-/// Which interface holds which local address.
+/// A map from local addresses to the interfaces that have them.
 #[derive(Clone, Debug, Default)]
 pub struct InterfaceMap {
     by_address: HashMap<IpAddr, String>,
@@ -172,7 +172,7 @@ fn interface_addresses() -> io::Result<Vec<(String, Option<IpAddr>, bool)>> {
         let address = if entry.ifa_addr.is_null() {
             None
         } else {
-            // SAFETY: `ifa_addr` is non-null and points to a sockaddr whose `sa_family` says
+            // SAFETY: `ifa_addr` is non-null and points to a sockaddr whose `sa_family` tells
             // which larger struct it is; each cast below matches its family.
             unsafe {
                 match i32::from((*entry.ifa_addr).sa_family) {
@@ -197,7 +197,7 @@ fn interface_addresses() -> io::Result<Vec<(String, Option<IpAddr>, bool)>> {
 }
 
 /// Reads the device metrics from a `/proc/net` directory and keeps the traffic counters of
-/// the previous read, so that `network_stats` holds the traffic since then.
+/// the previous read, so that `network_stats` contains the traffic since then.
 #[derive(Debug)]
 pub struct NetStat {
     root: PathBuf,
@@ -224,7 +224,7 @@ impl NetStat {
     }
 
     /// Reads the metrics now. `network_stats` is absent on the first call, and afterwards
-    /// holds the traffic since the previous call; an interface whose counters went down
+    /// contains the traffic since the previous call; an interface whose counters went down
     /// (driver reload, 32-bit wrap) counts from zero.
     pub fn collect(&mut self, interfaces: &InterfaceMap) -> Result<DeviceMetrics, DefenderError> {
         let mut tcp = self.read_sockets("tcp")?;

@@ -45,8 +45,8 @@ pub struct PublisherConfig {
     pub spool_dir: PathBuf,
     /// Pending reports kept at most; the oldest is dropped beyond that.
     pub spool_capacity: usize,
-    /// How long to wait for the answer to a report before sending it again.
-    pub answer_timeout: Duration,
+    /// How long to wait for the response to a report before sending it again.
+    pub response_timeout: Duration,
     /// MQTT keep-alive interval (at least one second).
     pub keep_alive: Duration,
     /// First wait after a failed connection.
@@ -57,7 +57,7 @@ pub struct PublisherConfig {
 
 impl PublisherConfig {
     /// A configuration with the defaults: JSON, long keys, 1000 spooled reports, 30 s
-    /// answer timeout and keep-alive, reconnecting after 0.5 s up to 60 s.
+    /// response timeout and keep-alive, reconnecting after 0.5 s up to 60 s.
     pub fn new(
         host: impl Into<String>,
         port: u16,
@@ -75,7 +75,7 @@ impl PublisherConfig {
             keys: KeyStyle::Long,
             spool_dir: spool_dir.into(),
             spool_capacity: 1000,
-            answer_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(60),
@@ -90,12 +90,12 @@ impl PublisherConfig {
     }
 }
 
-/// The report topic of a thing: `$aws/things/{thing}/defender/metrics/{format}`.
+/// Returns the report topic of a thing: `$aws/things/{thing}/defender/metrics/{format}`.
 pub fn report_topic(thing: &ThingName, format: Format) -> String {
     format!("$aws/things/{thing}/defender/metrics/{}", format.as_str())
 }
 
-/// The topic alarms are published to: `inferwatch/things/{thing}/alarms`.
+/// Returns the topic that alarms are published to: `inferwatch/things/{thing}/alarms`.
 pub fn alarm_topic(thing: &ThingName) -> String {
     format!("inferwatch/things/{thing}/alarms")
 }
@@ -119,13 +119,13 @@ pub struct Rejection {
 pub struct PublisherStats {
     /// Reports spooled by `submit`.
     pub submitted: u64,
-    /// Reports answered `ACCEPTED`.
+    /// Reports the peer accepted.
     pub accepted: u64,
-    /// Reports answered `REJECTED`.
+    /// Reports the peer rejected.
     pub rejected: u64,
     /// Reports dropped because the spool was full.
     pub dropped: u64,
-    /// Reports sent again after a reconnect or an answer timeout.
+    /// Reports sent again after a reconnect or a response timeout.
     pub resent: u64,
     /// Alarms handed to the MQTT client.
     pub alarms_sent: u64,
@@ -189,8 +189,8 @@ struct Handle {
 /// Cheap to clone; clones share one connection and one spool.
 ///
 /// [`Publisher::submit`] gives each report its id, encodes it and writes it to the
-/// [`Spool`] before it returns; nothing else is needed for the report to survive a broker
-/// outage or a process restart. [`Publisher::start`] starts a thread named
+/// [`Spool`] before it returns. From then on the report survives a broker outage or a
+/// process restart. [`Publisher::start`] starts a thread named
 /// `inferwatch-defender` that runs a single-threaded Tokio runtime with two tasks:
 ///
 /// - the poller calls `EventLoop::poll` in a loop and forwards every event, so the request
@@ -200,9 +200,9 @@ struct Handle {
 /// - the driver subscribes to `…/accepted` and `…/rejected` after every CONNACK (sessions
 ///   are clean), and only once the SUBACK arrives publishes the oldest spooled report at
 ///   QoS 1. One report is in flight at a time, so reports arrive in id order. The report
-///   leaves the spool when the answer with its id arrives. Without an answer it is sent
-///   again after a reconnect or after `answer_timeout`; a peer that already saw the id
-///   answers again without counting it twice, as `inferwatch fleet` does.
+///   leaves the spool when the response with its id arrives. Without a response it is sent
+///   again after a reconnect or after `response_timeout`; a peer that already saw the id
+///   responds again without counting it twice, as `inferwatch fleet` does.
 ///
 /// A rejected report is logged with its `ErrorCode` and `ErrorMessage`, counted, and
 /// deleted from the spool: sending the same document again would be rejected again.
@@ -417,7 +417,7 @@ struct Driver {
     in_flight: Option<InFlight>,
     alarms: VecDeque<Vec<u8>>,
     report_topic: String,
-    answer_topics: [String; 2],
+    response_topics: [String; 2],
     alarm_topic: String,
 }
 
@@ -425,7 +425,7 @@ impl Driver {
     fn new(shared: Arc<Shared>, client: AsyncClient) -> Self {
         let thing = &shared.config.thing;
         let report_topic = report_topic(thing, shared.config.format);
-        let answer_topics =
+        let response_topics =
             [format!("{report_topic}/accepted"), format!("{report_topic}/rejected")];
         let alarm_topic = alarm_topic(thing);
         Driver {
@@ -436,7 +436,7 @@ impl Driver {
             in_flight: None,
             alarms: VecDeque::new(),
             report_topic,
-            answer_topics,
+            response_topics,
             alarm_topic,
         }
     }
@@ -449,7 +449,7 @@ impl Driver {
         tracing::debug!(thing = %config.thing, host = %config.host, port = config.port, "publisher started");
         loop {
             self.send_pending();
-            let deadline = self.answer_deadline();
+            let deadline = self.response_deadline();
             tokio::select! {
                 event = events.recv() => match event {
                     Some(Ok(event)) => self.on_event(event),
@@ -461,7 +461,7 @@ impl Driver {
                     Some(Command::Alarm(payload)) => self.queue_alarm(payload),
                     Some(Command::Shutdown) | None => break,
                 },
-                _ = sleep_until(deadline), if deadline.is_some() => self.on_answer_timeout(),
+                _ = sleep_until(deadline), if deadline.is_some() => self.on_response_timeout(),
             }
         }
         // Let the DISCONNECT go out, for at most one second.
@@ -476,9 +476,9 @@ impl Driver {
         tracing::debug!(thing = %self.shared.config.thing, "publisher stopped");
     }
 
-    fn answer_deadline(&self) -> Option<Instant> {
+    fn response_deadline(&self) -> Option<Instant> {
         let sent_at = self.in_flight.as_ref()?.sent_at?;
-        Some(sent_at + self.shared.config.answer_timeout)
+        Some(sent_at + self.shared.config.response_timeout)
     }
 
     fn on_event(&mut self, event: Event) {
@@ -491,11 +491,11 @@ impl Driver {
                     in_flight.sent_at = None;
                 }
                 let topics = self
-                    .answer_topics
+                    .response_topics
                     .iter()
                     .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
                 if let Err(error) = self.client.try_subscribe_many(topics) {
-                    tracing::warn!(thing = %self.shared.config.thing, %error, "failed to request the answer subscriptions");
+                    tracing::warn!(thing = %self.shared.config.thing, %error, "failed to request the response subscriptions");
                 }
                 tracing::info!(thing = %self.shared.config.thing, host = %self.shared.config.host, port = self.shared.config.port, "connected to the broker");
             }
@@ -507,13 +507,13 @@ impl Driver {
                 } else {
                     let message = format!(
                         "the broker refused the subscription to {}: allow it in the thing's policy",
-                        self.answer_topics.join(" and ")
+                        self.response_topics.join(" and ")
                     );
                     tracing::error!(thing = %self.shared.config.thing, "{message}");
                     *lock(&self.shared.last_error) = Some(message);
                 }
             }
-            Packet::Publish(publish) => self.on_answer(&publish.topic, &publish.payload),
+            Packet::Publish(publish) => self.on_response(&publish.topic, &publish.payload),
             _ => {}
         }
     }
@@ -537,9 +537,9 @@ impl Driver {
         }
     }
 
-    fn on_answer_timeout(&mut self) {
+    fn on_response_timeout(&mut self) {
         if let Some(in_flight) = &mut self.in_flight {
-            tracing::debug!(thing = %self.shared.config.thing, report_id = in_flight.report_id, "no answer in time; sending the report again");
+            tracing::debug!(thing = %self.shared.config.thing, report_id = in_flight.report_id, "no response in time; sending the report again");
             in_flight.sent_at = None;
         }
     }
@@ -613,21 +613,21 @@ impl Driver {
         }
     }
 
-    fn on_answer(&mut self, topic: &str, payload: &[u8]) {
+    fn on_response(&mut self, topic: &str, payload: &[u8]) {
         let thing = &self.shared.config.thing;
-        let accepted = topic == self.answer_topics[0];
-        if !accepted && topic != self.answer_topics[1] {
+        let accepted = topic == self.response_topics[0];
+        if !accepted && topic != self.response_topics[1] {
             return;
         }
-        let answer = decode_value(payload, self.shared.config.format)
+        let response = decode_value(payload, self.shared.config.format)
             .or_else(|_| decode_value(payload, Format::Json))
             .unwrap_or(Value::Null);
-        let Some(report_id) = answer.get("reportId").and_then(Value::as_u64) else {
-            tracing::warn!(%thing, topic, payload = %String::from_utf8_lossy(payload), "an answer without a report id was ignored");
+        let Some(report_id) = response.get("reportId").and_then(Value::as_u64) else {
+            tracing::warn!(%thing, topic, payload = %String::from_utf8_lossy(payload), "a response without a report id was ignored");
             return;
         };
         if self.in_flight.as_ref().is_none_or(|f| f.report_id != report_id) {
-            tracing::debug!(%thing, report_id, "answer for a report that is not in flight; ignored");
+            tracing::debug!(%thing, report_id, "response for a report that is not in flight; ignored");
             return;
         }
         self.in_flight = None;
@@ -637,7 +637,7 @@ impl Driver {
             tracing::debug!(%thing, report_id, "report accepted");
         } else {
             counters.rejected.fetch_add(1, Ordering::Relaxed);
-            let details = answer.get("statusDetails");
+            let details = response.get("statusDetails");
             let field = |name: &str| {
                 details.and_then(|d| d.get(name)).and_then(Value::as_str).unwrap_or("").to_owned()
             };
@@ -646,11 +646,11 @@ impl Driver {
                 error_code: field("ErrorCode"),
                 error_message: field("ErrorMessage"),
             };
-            tracing::warn!(%thing, report_id, error_code = %rejection.error_code, error_message = %rejection.error_message, payload = %answer, "report rejected; it is not sent again");
+            tracing::warn!(%thing, report_id, error_code = %rejection.error_code, error_message = %rejection.error_message, payload = %response, "report rejected; it is not sent again");
             *lock(&self.shared.last_rejection) = Some(rejection);
         }
         if let Err(error) = lock(&self.shared.spool).remove(report_id) {
-            tracing::error!(%thing, report_id, %error, "failed to delete an answered report from the spool; it will be sent again");
+            tracing::error!(%thing, report_id, %error, "failed to delete a report from the spool after its response; it will be sent again");
         }
     }
 }

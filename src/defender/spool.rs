@@ -148,7 +148,7 @@ impl Spool {
         self.pending.keys().copied().collect()
     }
 
-    /// Deletes a report once it has been answered.
+    /// Deletes a report once its response arrived.
     pub fn remove(&mut self, id: u64) -> Result<(), DefenderError> {
         let Some(format) = self.pending.remove(&id) else { return Ok(()) };
         let path = self.path_of(id, format);

@@ -509,21 +509,22 @@ fn custom_metrics_omit_absent_values() {
 }
 
 #[test]
-fn fleet_answers_and_marks_duplicates() {
+fn fleet_responds_and_marks_duplicates() {
     let mut last = std::collections::HashMap::new();
-    let (answer, payload) = answer_report("cam-1", Format::Json, SPEC_LONG.as_bytes(), &mut last);
-    assert_eq!(answer.status, Status::Accepted);
-    assert!(!answer.duplicate);
+    let (response, payload) =
+        respond_to_report("cam-1", Format::Json, SPEC_LONG.as_bytes(), &mut last);
+    assert_eq!(response.status, Status::Accepted);
+    assert!(!response.duplicate);
     let document: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(document["status"], "ACCEPTED");
     assert_eq!(document["reportId"], 1764844800123u64);
     assert_eq!(document["thingName"], "cam-1");
-    let (again, _) = answer_report("cam-1", Format::Json, SPEC_LONG.as_bytes(), &mut last);
+    let (again, _) = respond_to_report("cam-1", Format::Json, SPEC_LONG.as_bytes(), &mut last);
     assert!(again.duplicate);
 
     let bad = r#"{"header":{"report_id":77,"version":"1.0"},"metrics":{"tp":{}}}"#;
-    let (answer, payload) = answer_report("cam-1", Format::Json, bad.as_bytes(), &mut last);
-    assert_eq!(answer.status, Status::Rejected);
+    let (response, payload) = respond_to_report("cam-1", Format::Json, bad.as_bytes(), &mut last);
+    assert_eq!(response.status, Status::Rejected);
     let document: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(document["status"], "REJECTED");
     assert_eq!(document["reportId"], 77);

@@ -33,14 +33,14 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, DefenderErro
     let mut roots = RootCertStore::empty();
     for cert in read_certificates(&files.ca, "CA certificate")? {
         roots.add(cert).map_err(|e| DefenderError::Pem {
-            what: "CA certificate",
+            role: "CA certificate",
             path: files.ca.clone(),
             detail: e.to_string(),
         })?;
     }
     let chain = read_certificates(&files.cert, "client certificate")?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| DefenderError::Pem {
-        what: "private key",
+        role: "private key",
         path: files.key.clone(),
         detail: format!("{e}; expected a PEM file with one PRIVATE KEY block"),
     })?;
@@ -62,9 +62,9 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, DefenderErro
 
 fn read_certificates(
     path: &Path,
-    what: &'static str,
+    role: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, DefenderError> {
-    let failed = |detail: String| DefenderError::Pem { what, path: path.to_owned(), detail };
+    let failed = |detail: String| DefenderError::Pem { role, path: path.to_owned(), detail };
     let certificates = CertificateDer::pem_file_iter(path)
         .map_err(|e| failed(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
