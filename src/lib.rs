@@ -13,6 +13,12 @@
 //! - A [`Monitor`] owns the window and the sampler thread, loads sessions, and turns the
 //!   window into a [`Snapshot`]: mean, p50, p90 and p99 latency in milliseconds, and the
 //!   load per inference in percent.
+//! - With the `defender` feature, a [`defender::Reporter`] turns snapshots and `/proc/net`
+//!   into AWS IoT Device Defender reports, which a [`defender::Publisher`] sends over MQTT
+//!   with mutual TLS, keeping unsent ones in an on-disk spool.
+//! - With the `defender` feature, a [`defender::Reporter`] turns snapshots and `/proc/net`
+//!   into AWS IoT Device Defender reports, which a [`defender::Publisher`] sends over MQTT
+//!   with mutual TLS, keeping unsent ones in an on-disk spool.
 //!
 //! ```text
 //! model.onnx ─► Backend ─► InstrumentedSession::run ─► outputs

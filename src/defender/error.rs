@@ -16,12 +16,20 @@ pub enum ReportError {
         /// The decoder's message.
         detail: String,
     },
+    /// The document could not be serialized.
+    #[error("failed to encode the {format} document: {detail}")]
+    Encode {
+        /// `json` or `cbor`.
+        format: &'static str,
+        /// The serializer's message.
+        detail: String,
+    },
     /// A field is missing, has the wrong type or an invalid value.
     #[error("invalid report field {path}: {reason}")]
     Invalid {
         /// The field, as dotted keys and list indexes such as `metrics.tcp_connections`.
         path: String,
-        /// What is wrong and what is expected.
+        /// The problem and the expected form.
         reason: String,
     },
     /// The encoded report is larger than the message limit.
@@ -44,7 +52,7 @@ impl ReportError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DefenderError {
-    /// A thing name that AWS IoT would refuse or that would change the MQTT topic.
+    /// A thing name that AWS IoT would reject or that would change the MQTT topic.
     #[error(
         "invalid thing name {name:?}: {reason}; use 1 to 128 characters of a-z, A-Z, 0-9, \
          ':', '_' and '-'"
@@ -62,16 +70,16 @@ pub enum DefenderError {
         role: &'static str,
         /// The file path.
         path: PathBuf,
-        /// What went wrong.
+        /// The reader's message.
         detail: String,
     },
-    /// rustls refused the certificate and key pair.
+    /// rustls rejected the certificate and key pair.
     #[error("invalid TLS configuration: {0}")]
     Tls(String),
     /// The spool directory or a file in it cannot be used.
     #[error("failed to {action} {path}: {source}")]
     Spool {
-        /// What was attempted, such as `write the spooled report`.
+        /// The attempted action, such as `write the spooled report`.
         action: &'static str,
         /// The file or directory.
         path: PathBuf,

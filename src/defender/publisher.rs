@@ -286,7 +286,7 @@ impl Publisher {
     /// 100) while the broker is unreachable; they are not spooled to disk.
     pub fn publish_alarm(&self, alarm: &impl Serialize) -> Result<(), DefenderError> {
         let payload = serde_json::to_vec(alarm).map_err(|e| {
-            DefenderError::Report(super::ReportError::Decode {
+            DefenderError::Report(super::ReportError::Encode {
                 format: "json",
                 detail: e.to_string(),
             })

@@ -14,7 +14,7 @@ use serde_json::{Map, Number, Value, json};
 use super::error::ReportError;
 use super::validate;
 
-/// The only report format version the service knows.
+/// The only report format version the service accepts.
 pub const REPORT_VERSION: &str = "1.0";
 
 /// The largest payload AWS IoT Core accepts in one MQTT message, 128 KiB.
@@ -243,7 +243,7 @@ impl Report {
 
 /// Serializes a document tree as JSON or CBOR.
 pub(crate) fn encode_value(value: &Value, format: Format) -> Result<Vec<u8>, ReportError> {
-    let failed = |detail: String| ReportError::Decode { format: format.as_str(), detail };
+    let failed = |detail: String| ReportError::Encode { format: format.as_str(), detail };
     match format {
         Format::Json => serde_json::to_vec(value).map_err(|e| failed(e.to_string())),
         Format::Cbor => {
