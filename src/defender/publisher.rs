@@ -207,6 +207,9 @@ struct Handle {
 /// A rejected report is logged with its `ErrorCode` and `ErrorMessage`, counted, and
 /// deleted from the spool: sending the same document again would be rejected again.
 ///
+/// NOTE: after an outage the spooled backlog goes out back to back, one report per round
+/// trip. AWS IoT Device Defender may throttle reports that arrive less than 300 s apart.
+///
 /// [`Publisher::shutdown`] (or dropping the last clone) disconnects; spooled reports stay on
 /// disk for the next start.
 #[derive(Clone, Debug)]
