@@ -13,6 +13,12 @@
 //! - A [`Monitor`] owns the window and the sampler thread, loads sessions, and turns the
 //!   window into a [`Snapshot`]: mean, p50, p90 and p99 latency in milliseconds, and the
 //!   load per inference in percent.
+//! - With the `defender` feature, a [`defender::Reporter`] turns snapshots and `/proc/net`
+//!   into AWS IoT Device Defender reports, which a [`defender::Publisher`] sends over MQTT
+//!   with mutual TLS, keeping unsent ones in an on-disk spool.
+//! - With the `defender` feature, a [`defender::Reporter`] turns snapshots and `/proc/net`
+//!   into AWS IoT Device Defender reports, which a [`defender::Publisher`] sends over MQTT
+//!   with mutual TLS, keeping unsent ones in an on-disk spool.
 //!
 //! ```text
 //! model.onnx ─► Backend ─► InstrumentedSession::run ─► outputs
@@ -71,6 +77,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
+pub mod config;
+#[cfg(feature = "defender")]
+#[cfg_attr(docsrs, doc(cfg(feature = "defender")))]
+pub mod defender;
 pub mod error;
 pub mod load;
 mod monitor;

@@ -57,6 +57,14 @@ pub(crate) struct RunArgs {
     /// Print one JSON snapshot per second on stdout, one object per line.
     #[arg(long)]
     json: bool,
+
+    /// Configuration file (TOML), such as one with a [defender] section.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[cfg(feature = "defender")]
+    #[command(flatten)]
+    defender: Box<super::report::DefenderArgs>,
 }
 
 fn parse_backend(text: &str) -> Result<BackendKind, String> {
@@ -102,6 +110,13 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     let monitor = builder
         .build()
         .map_err(|e| Failure::runtime(format!("failed to start the sampler thread: {e}")))?;
+
+    #[cfg(feature = "defender")]
+    let reporting = super::report::start(&args.defender, args.config.as_deref(), &monitor)?;
+    #[cfg(not(feature = "defender"))]
+    if let Some(path) = &args.config {
+        inferwatch::config::Config::load(path).map_err(Failure::input)?;
+    }
 
     let (session, inputs) = open_session(&monitor, &args)?;
     // One checked run before the loop: a wrong input fails here with a clear error.
@@ -156,6 +171,10 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         let _ = worker.join();
     }
     status.finish();
+    #[cfg(feature = "defender")]
+    if let Some(reporting) = reporting {
+        reporting.stop();
+    }
     monitor.shutdown();
     if args.json {
         report(&monitor, &mut std::io::stdout().lock());
