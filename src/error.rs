@@ -161,6 +161,35 @@ pub enum LoadError {
     /// A driver library (such as NVML) failed.
     #[error("{0}")]
     Driver(String),
+    /// The NVML library (`libnvidia-ml.so.1`) cannot be loaded or initialized.
+    #[error(
+        "failed to load NVML from {library}: {detail}: install the NVIDIA driver, or pass \
+         --gpu off to run without GPU metrics"
+    )]
+    NvmlUnavailable {
+        /// The library name or path that was opened.
+        library: String,
+        /// The message of the loader or of `nvmlInit`.
+        detail: String,
+    },
+    /// An NVML call failed on a GPU.
+    #[error("NVML call {call} failed on GPU {gpu}: {detail}")]
+    Nvml {
+        /// The NVML function.
+        call: &'static str,
+        /// The GPU index or UUID.
+        gpu: String,
+        /// The NVML error.
+        detail: String,
+    },
+    /// A GPU given by index or UUID does not exist.
+    #[error("GPU {gpu} not found: NVML sees {count} GPU(s); list them with nvidia-smi -L")]
+    GpuNotFound {
+        /// The index or UUID given.
+        gpu: String,
+        /// The number of GPUs NVML reports.
+        count: u32,
+    },
 }
 
 /// An error in configuration: a file, a flag or an environment variable.

@@ -58,7 +58,9 @@
 //! - A record that meets its slot while another thread resets it is dropped and counted
 //!   (`dropped_records`); with the monitor's housekeeping this is rare, not impossible.
 //! - Load is sampled every 500 ms by default, so a load sample is attributed to inferences
-//!   by time of the latest sample, not measured per inference.
+//!   by time of the latest sample, not measured per inference. GPU load from NVML is the
+//!   exception: each inference gets the mean of the driver's samples (1/6 s to 1 s apart)
+//!   taken during its span, or the latest one before it.
 //! - Linux only: load sources read `/proc`.
 
 #![warn(

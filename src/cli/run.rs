@@ -57,6 +57,16 @@ pub(crate) struct RunArgs {
     /// Print one JSON snapshot per second on stdout, one object per line.
     #[arg(long)]
     json: bool,
+
+    /// GPU load through NVML: auto (when the NVIDIA driver is installed), nvml (required:
+    /// fail without it) or off.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "nvml", "off"])]
+    gpu: String,
+
+    /// A GPU to sample, by NVML index or UUID; repeat for several. Default: the GPUs this
+    /// process uses, otherwise GPU 0.
+    #[arg(long = "gpu-id", value_name = "ID")]
+    gpu_ids: Vec<String>,
 }
 
 fn parse_backend(text: &str) -> Result<BackendKind, String> {
@@ -99,6 +109,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             .map_err(|e: String| Failure::input(format!("--load-file {text}: {e}")))?;
         builder = builder.load_source(FileSource::new(path, kind));
     }
+    builder = configure_gpu(builder, &args)?;
     let monitor = builder
         .build()
         .map_err(|e| Failure::runtime(format!("failed to start the sampler thread: {e}")))?;
@@ -163,6 +174,42 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         super::status::print_summary(started.elapsed(), &monitor.snapshot());
     }
     Ok(())
+}
+
+/// Applies `--gpu` and `--gpu-id`: with `nvml` or a GPU id, NVML must open or the run fails.
+#[cfg(feature = "nvml")]
+fn configure_gpu(
+    builder: inferwatch::MonitorBuilder,
+    args: &RunArgs,
+) -> Result<inferwatch::MonitorBuilder, Failure> {
+    use inferwatch::load::nvml::{GpuId, NvmlGpus, NvmlOptions};
+    if args.gpu == "off" {
+        return Ok(builder.without_nvml());
+    }
+    let gpus = args
+        .gpu_ids
+        .iter()
+        .map(|text| text.parse::<GpuId>().map_err(|e| Failure::input(format!("--gpu-id: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.gpu == "auto" && gpus.is_empty() {
+        return Ok(builder);
+    }
+    let gpus =
+        NvmlGpus::open(&NvmlOptions { gpus, ..NvmlOptions::default() }).map_err(Failure::input)?;
+    Ok(builder.nvml(gpus))
+}
+
+#[cfg(not(feature = "nvml"))]
+fn configure_gpu(
+    builder: inferwatch::MonitorBuilder,
+    args: &RunArgs,
+) -> Result<inferwatch::MonitorBuilder, Failure> {
+    if args.gpu == "nvml" || !args.gpu_ids.is_empty() {
+        return Err(Failure::input(
+            "NVML is not part of this build: rebuild with --features nvml, or pass --gpu off",
+        ));
+    }
+    Ok(builder)
 }
 
 /// Picks a slot length: 5 s for the usual windows, shorter for windows under a minute so
