@@ -76,12 +76,17 @@ mod clock;
 pub mod error;
 pub mod load;
 mod monitor;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 mod recorder;
 pub mod session;
 mod snapshot;
 pub mod window;
 
 pub use clock::{Clock, ManualClock};
+#[cfg(feature = "otel")]
+pub use error::OtelError;
 pub use error::{ConfigError, LoadError, NpyError, SessionError};
 pub use load::{LoadCells, LoadKind, LoadSample, LoadSource};
 pub use monitor::{Monitor, MonitorBuilder};

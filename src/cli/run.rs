@@ -67,6 +67,23 @@ pub(crate) struct RunArgs {
     /// process uses, otherwise GPU 0.
     #[arg(long = "gpu-id", value_name = "ID")]
     gpu_ids: Vec<String>,
+
+    /// Export metrics over OTLP to this collector URL, such as http://127.0.0.1:4318.
+    /// Setting OTEL_EXPORTER_OTLP_ENDPOINT also turns export on.
+    #[cfg(feature = "otel")]
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+
+    /// OTLP transport: grpc or http/protobuf. Default: OTEL_EXPORTER_OTLP_PROTOCOL, else
+    /// http/protobuf.
+    #[cfg(feature = "otel")]
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    otlp_protocol: Option<inferwatch::otel::Protocol>,
+}
+
+#[cfg(feature = "otel")]
+fn parse_protocol(text: &str) -> Result<inferwatch::otel::Protocol, String> {
+    text.parse()
 }
 
 fn parse_backend(text: &str) -> Result<BackendKind, String> {
@@ -114,6 +131,8 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::runtime(format!("failed to start the sampler thread: {e}")))?;
 
+    #[cfg(feature = "otel")]
+    let exporter = start_exporter(&monitor, &args)?;
     let (session, inputs) = open_session(&monitor, &args)?;
     // One checked run before the loop: a wrong input fails here with a clear error.
     session.run(inputs.clone()).map_err(Failure::input)?;
@@ -168,6 +187,10 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     }
     status.finish();
     monitor.shutdown();
+    #[cfg(feature = "otel")]
+    if let Some(exporter) = exporter {
+        stop_exporter(&exporter);
+    }
     if args.json {
         report(&monitor, &mut std::io::stdout().lock());
     } else {
@@ -210,6 +233,40 @@ fn configure_gpu(
         ));
     }
     Ok(builder)
+}
+
+/// Starts the OTLP exporter when `--otlp-endpoint` or an `OTEL_*` endpoint variable is set.
+#[cfg(feature = "otel")]
+fn start_exporter(
+    monitor: &Monitor,
+    args: &RunArgs,
+) -> Result<Option<inferwatch::otel::OtelExporter>, Failure> {
+    use inferwatch::otel::{OtelConfig, OtelExporter};
+    let config = OtelConfig {
+        endpoint: args.otlp_endpoint.clone(),
+        protocol: args.otlp_protocol,
+        model_name: Some(args.model.display().to_string()),
+        ..OtelConfig::default()
+    };
+    if !config.endpoint_configured() {
+        return Ok(None);
+    }
+    OtelExporter::start(monitor, &config).map(Some).map_err(Failure::input)
+}
+
+/// Exports one last time and logs the export counts.
+#[cfg(feature = "otel")]
+fn stop_exporter(exporter: &inferwatch::otel::OtelExporter) {
+    if let Err(error) = exporter.shutdown() {
+        tracing::warn!("{error}");
+    }
+    let counts = exporter.counts();
+    tracing::info!(
+        endpoint = exporter.endpoint(),
+        exported = counts.exported,
+        failed = counts.failed,
+        "OTLP exporter stopped"
+    );
 }
 
 /// Picks a slot length: 5 s for the usual windows, shorter for windows under a minute so
