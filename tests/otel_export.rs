@@ -2,6 +2,8 @@
 #![cfg(feature = "otel")]
 
 mod otlp_receiver;
+#[cfg(feature = "nvml")]
+mod standin_nvml;
 
 use std::process::Command;
 use std::time::Duration;
@@ -250,4 +252,53 @@ fn cli_exports_over_grpc_flags() {
         resource_attribute(&received.request, "service.name").as_deref(),
         Some("inferwatch")
     );
+}
+
+#[cfg(feature = "nvml")]
+#[test]
+fn nvml_readings_export_as_hw_gpu_utilization() {
+    use inferwatch::load::nvml::{NvmlGpus, NvmlOptions};
+
+    // The stand-in driver library reports GPU 1 at 80 % (latest sample), another process
+    // at 45 % with 300 MiB; see tests/standin_nvml.
+    let dir = tempfile::tempdir().unwrap();
+    let library = standin_nvml::build_standin(dir.path());
+    let options = NvmlOptions {
+        library: Some(library),
+        gpus: vec![],
+        period: Some(Duration::from_millis(20)),
+    };
+    let gpus = NvmlGpus::open(&options).unwrap();
+    let monitor = Monitor::builder().without_proc_cpu().nvml(gpus).build().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while monitor.recorder().loads().get(LoadKind::ForeignGpu).is_none() {
+        assert!(std::time::Instant::now() < deadline, "the NVML sampler took no sample");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let receiver = HttpReceiver::start();
+    let endpoint = format!("http://{}", receiver.addr);
+    let exporter =
+        OtelExporter::start(&monitor, &config(endpoint, Protocol::HttpProtobuf)).unwrap();
+    monitor.recorder().record(Duration::from_millis(3));
+    exporter.force_flush().unwrap();
+    let received = wait_for(&receiver.inbox, Duration::from_secs(10), |r| duration_count(r) > 0)
+        .expect("no export reached the HTTP receiver");
+    let request = &received.request;
+
+    let utilization = metric(request, "hw.gpu.utilization").expect("hw.gpu.utilization");
+    assert_eq!(utilization.unit, "1");
+    let points = number_points(utilization);
+    assert_eq!(points.len(), 1);
+    assert_eq!(string_attribute(&points[0].attributes, "hw.id").as_deref(), Some("GPU-standin-1"));
+    assert!((number_value(&points[0]) - 0.8).abs() < 1e-12, "{:?}", points[0]);
+
+    let memory = metric(request, "inferwatch.gpu.foreign_memory").expect("foreign memory");
+    assert_eq!(memory.unit, "By");
+    assert_eq!(number_value(&number_points(memory)[0]), (300u64 << 20) as f64);
+    let foreign = metric(request, "inferwatch.foreign_gpu_load").expect("foreign GPU load");
+    assert_eq!(number_value(&number_points(foreign)[0]), 45.0);
+    let gpu = metric(request, "inferwatch.gpu_load_per_inference").expect("GPU load");
+    assert_eq!(number_value(&number_points(gpu)[0]), 80.0);
+    exporter.shutdown().unwrap();
+    monitor.shutdown();
 }
