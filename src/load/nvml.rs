@@ -395,14 +395,15 @@ impl GpuPoller {
         let device = nvml
             .device_by_index(index)
             .map_err(|e| nvml_error("nvmlDeviceGetHandleByIndex_v2", index, e))?;
-        // NVML stamps samples with the wall clock in microseconds; this offset moves them
+        // NVML stamps samples with the wall clock in microseconds, so this offset moves them
         // onto the recorder clock that inferences are timed with.
         let offset_nanos = i128::from(self.clock.now_nanos()) - wall_nanos();
         let utilization = match device.samples(Sampling::GpuUtilization, self.last_sample_micros) {
             Ok(samples) => self.push_samples(&samples, offset_nanos),
             Err(NvmlError::NotFound) => None,
             Err(NvmlError::NotSupported) => {
-                // Without a sample buffer, the current utilization stands for now.
+                // Without a sample buffer, the current utilization is used as a sample taken
+                // now. NOTE: no test covers this path; the stand-in library has a buffer.
                 let rates = device
                     .utilization_rates()
                     .map_err(|e| nvml_error("nvmlDeviceGetUtilizationRates", index, e))?;
@@ -429,7 +430,7 @@ impl GpuPoller {
                     .sum(),
             ),
             Err(error) => {
-                tracing::trace!(gpu = index, %error, "no compute process list");
+                tracing::trace!(gpu = index, %error, "failed to list compute processes");
                 None
             }
         };

@@ -24,6 +24,8 @@ const MAX_MICROS: u64 = u64::MAX >> VALUE_BITS;
 /// A ring of (timestamp, utilization) samples of one GPU, written by one sampler thread
 /// and read by any number of recording threads.
 ///
+/// Its `Debug` output shows the number of samples pushed, not the samples.
+///
 /// Each entry is one `AtomicU64` that packs the timestamp (recorder clock, microseconds) in
 /// the high 50 bits and the utilization (hundredths of a percent) in the low 14 bits, so a
 /// reader never sees half of an entry. `head` counts the samples ever pushed since the last
@@ -31,10 +33,17 @@ const MAX_MICROS: u64 = u64::MAX >> VALUE_BITS;
 /// reader's acquire load of `head` makes every entry below it visible. A writer that laps a
 /// slow reader overwrites an entry with a newer timestamp, which the reader recognises
 /// because timestamps must fall while it walks back, and it stops there.
-#[derive(Debug)]
 pub struct GpuTimeline {
     head: AtomicU64,
     entries: [AtomicU64; TIMELINE_CAPACITY],
+}
+
+impl std::fmt::Debug for GpuTimeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuTimeline")
+            .field("pushed", &self.head.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for GpuTimeline {
@@ -99,10 +108,18 @@ impl GpuTimeline {
 }
 
 /// The timelines of the GPUs being sampled; the first `active` of them are read.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct GpuTimelines {
     active: AtomicUsize,
     lines: [GpuTimeline; MAX_GPUS],
+}
+
+impl std::fmt::Debug for GpuTimelines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuTimelines")
+            .field("active", &self.active.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl GpuTimelines {
@@ -127,7 +144,8 @@ impl GpuTimelines {
         self.observe_active(active, start_nanos / 1_000, end_nanos / 1_000)
     }
 
-    #[cold]
+    // Kept out of line so that the check above is all that recording costs without NVML.
+    #[inline(never)]
     fn observe_active(&self, active: usize, start: u64, end: u64) -> Option<u32> {
         let mut sum = 0u32;
         let mut count = 0u32;
