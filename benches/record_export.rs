@@ -1,7 +1,7 @@
 //! The cost of `Recorder::record` with the OpenTelemetry exporter attached and with NVML
 //! GPU timelines active, against plain recording. The exporter only reads the window on
-//! its own thread, so the first two should match; an active GPU timeline adds the walk
-//! over the samples inside each span.
+//! its own thread, so the exporter cases should match plain recording. An active GPU
+//! timeline adds the walk over the samples inside each span.
 //!
 //! Run: `cargo bench --no-default-features --features otel --bench record_export --
 //! --warm-up-time 1 --measurement-time 4`.

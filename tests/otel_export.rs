@@ -302,3 +302,53 @@ fn nvml_readings_export_as_hw_gpu_utilization() {
     exporter.shutdown().unwrap();
     monitor.shutdown();
 }
+
+#[cfg(feature = "cli")]
+#[test]
+fn cli_honours_metrics_specific_variables() {
+    let receiver = GrpcReceiver::start(0);
+    let output = Command::new(env!("CARGO_BIN_EXE_inferwatch"))
+        .args(["run", MODEL, "--duration", "1", "--rate", "50", "--json", "--gpu", "off"])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        // The metrics-specific variables win over the general ones.
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")
+        .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("http://{}", receiver.addr))
+        .env("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-tenant=plant-4")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "inferwatch run failed: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let inferences = last["inference_count"].as_u64().unwrap();
+    let received = wait_for(&receiver.inbox, Duration::from_secs(5), |r| duration_count(r) > 0)
+        .expect("no export reached the gRPC receiver named by the metrics endpoint variable");
+    assert_eq!(duration_count(&received), inferences);
+    assert!(
+        received.headers.contains(&("x-tenant".into(), "plant-4".into())),
+        "{:?}",
+        received.headers
+    );
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn cli_rejects_unknown_protocol_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_inferwatch"))
+        .args(["run", MODEL, "--duration", "1", "--gpu", "off"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: invalid OTEL_EXPORTER_OTLP_PROTOCOL \"http/json\" in the environment: \
+             unsupported OTLP protocol \"http/json\": use grpc or http/protobuf"
+        ),
+        "{stderr}"
+    );
+}
