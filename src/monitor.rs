@@ -17,8 +17,9 @@ use crate::window::{WindowConfig, WindowStats};
 ///
 /// Building a monitor starts one sampler thread (named `inferwatch-sampler`) that polls the
 /// load sources every sample period and resets the next window slot ahead of the writers.
-/// The thread stops when the last clone of the monitor is dropped or [`Monitor::shutdown`]
-/// is called. Cloning is cheap; clones share everything.
+/// With NVML (feature `nvml`, driver installed) it also starts one `inferwatch-nvml-INDEX`
+/// thread per sampled GPU. The threads stop when the last clone of the monitor is dropped
+/// or [`Monitor::shutdown`] is called. Cloning is cheap; clones share everything.
 #[derive(Clone, Debug)]
 pub struct Monitor {
     shared: Arc<Shared>,

@@ -13,6 +13,10 @@ use crate::window::WindowStats;
 /// span: with the defaults (60 s interval, 300 s window) every slot is read while it still
 /// contains its epoch. Slots that were reused before being read are reported by
 /// [`Cumulative::lost_slots`].
+///
+/// NOTE: a record whose end time falls just before a slot boundary but whose write lands
+/// after the collection folded that slot (its thread was preempted in between) is missed.
+/// The window counts it; the cumulative totals do not.
 /// The totals since start and what grew since the previous collection.
 #[derive(Debug)]
 pub(crate) struct Growth {
