@@ -64,7 +64,9 @@
 //! - A record that meets its slot while another thread resets it is dropped and counted
 //!   (`dropped_records`); with the monitor's housekeeping this is rare, not impossible.
 //! - Load is sampled every 500 ms by default, so a load sample is attributed to inferences
-//!   by time of the latest sample, not measured per inference.
+//!   by time of the latest sample, not measured per inference. GPU load from NVML is the
+//!   exception: each inference gets the mean of the driver's samples (1/6 s to 1 s apart)
+//!   taken during its span, or the latest one before it.
 //! - Linux only: load sources read `/proc`.
 
 #![warn(
@@ -84,12 +86,17 @@ pub mod defender;
 pub mod error;
 pub mod load;
 mod monitor;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 mod recorder;
 pub mod session;
 mod snapshot;
 pub mod window;
 
 pub use clock::{Clock, ManualClock};
+#[cfg(feature = "otel")]
+pub use error::OtelError;
 pub use error::{ConfigError, LoadError, NpyError, SessionError};
 pub use load::{LoadCells, LoadKind, LoadSample, LoadSource};
 pub use monitor::{Monitor, MonitorBuilder};
