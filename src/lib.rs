@@ -80,7 +80,7 @@ mod snapshot;
 pub mod window;
 
 pub use clock::{Clock, ManualClock};
-pub use error::{ConfigError, LoadError, NpyError, SessionError};
+pub use error::{ConfigError, LoadError, NpyError, OrtLibraryError, SessionError};
 pub use load::{LoadCells, LoadKind, LoadSample, LoadSource};
 pub use monitor::{Monitor, MonitorBuilder};
 pub use recorder::Recorder;

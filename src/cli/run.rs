@@ -57,6 +57,24 @@ pub(crate) struct RunArgs {
     /// Print one JSON snapshot per second on stdout, one object per line.
     #[arg(long)]
     json: bool,
+
+    /// With --backend ort: path of libonnxruntime.so (such as
+    /// .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1). Without
+    /// it, ORT_DYLIB_PATH, then the onnxruntime Python package, then the system are searched.
+    #[cfg(feature = "ort")]
+    #[arg(long, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+
+    /// With --backend ort: the execution provider, cpu or cuda. cuda fails when CUDA cannot be
+    /// used, rather than running on the CPU.
+    #[cfg(feature = "ort")]
+    #[arg(long, value_name = "EP", default_value = "cpu")]
+    ep: inferwatch::session::ExecutionProvider,
+
+    /// With --backend ort: threads each inference uses inside one operator.
+    #[cfg(feature = "ort")]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    intra_threads: u16,
 }
 
 fn parse_backend(text: &str) -> Result<BackendKind, String> {
@@ -176,6 +194,18 @@ fn open_session(
     args: &RunArgs,
 ) -> Result<(InstrumentedSession, TensorMap), Failure> {
     let base = SessionOptions { backend: args.backend, ..SessionOptions::default() };
+    // One ONNX Runtime session per worker thread, so that no worker waits for another.
+    #[cfg(feature = "ort")]
+    let base = SessionOptions {
+        ort: inferwatch::session::OrtOptions {
+            library: args.ort_lib.clone(),
+            execution_provider: args.ep,
+            intra_threads: Some(usize::from(args.intra_threads)),
+            pool_size: Some(usize::from(args.threads)),
+            ..Default::default()
+        },
+        ..base
+    };
     let declared = declared_inputs(&args.model, &base)?;
     let given = inputs::read_given(&args.inputs)?;
     let (mut inputs, origin) = match inputs::find_samples(&args.model, &declared)? {
