@@ -218,7 +218,11 @@ fn datum_type(dtype: DType) -> DatumType {
 
 fn declared_info(name: &str, fact: &InferenceFact) -> Option<TensorInfo> {
     let dtype = dtype_of(fact.datum_type.concretize()?)?;
-    let shape = fact.shape.concretize().map(|dims| dims.iter().map(dim_size).collect::<Vec<_>>());
+    // A dimension tract knows nothing about (ONNX `-1` or no value) is free, like a symbolic
+    // one; only an open shape leaves the rank unknown.
+    let shape = (!fact.shape.is_open()).then(|| {
+        fact.shape.dims().map(|dim| dim.concretize().and_then(|dim| dim_size(&dim))).collect()
+    });
     Some(TensorInfo { name: name.to_owned(), dtype, shape })
 }
 
