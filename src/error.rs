@@ -34,7 +34,8 @@ pub enum SessionError {
     /// The model uses an operator the backend does not implement.
     #[error(
         "model {path} uses operator {op} (node {node:?}) that the {backend} backend does not \
-         support: try --backend ort"
+         support: {}",
+        other_backend_hint(backend)
     )]
     UnsupportedOperator {
         /// The model path.
@@ -123,6 +124,16 @@ pub enum SessionError {
     /// The backend is not compiled into this build.
     #[error("the {0} backend is not part of this build: rebuild with --features {0}")]
     BackendUnavailable(&'static str),
+}
+
+/// Returns the usual fix for an operator that `backend` lacks: the other backend.
+fn other_backend_hint(backend: &str) -> &'static str {
+    match backend {
+        "tract" => "try --backend ort",
+        _ => {
+            "try --backend tract, or export the model with an opset and types ONNX Runtime supports"
+        }
+    }
 }
 
 /// A failure to find, load or start the ONNX Runtime shared library.

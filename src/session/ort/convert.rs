@@ -113,29 +113,23 @@ pub(super) fn classify_load_error(path: &Path, error: &ort::Error) -> SessionErr
 
 /// Finds the operator and node in ONNX Runtime's messages about an operator it lacks.
 ///
-/// ONNX Runtime 1.31 reports an operator with no kernel as `Could not find an implementation
-/// for NoSuchOp(1) node with name 'bad'`, and one it does not know at all as
-/// `... ai.onnx:NoSuchOp(-1) is not a registered function/op` (the node name then follows in
-/// `Node (bad)` earlier in the message, when ONNX Runtime gives it).
+/// ONNX Runtime 1.31.1 reports an operator that no opset defines as `This is an invalid
+/// model. In Node, ("Conv@0", NoSuchOp, "", -1) : (...) -> (...) , Error No Op registered for
+/// NoSuchOp with domain_version of 11`, and an operator without a kernel for the given types
+/// as `Could not find an implementation for Neg(13) node with name 'negate'`.
 fn unsupported_operator(message: &str) -> Option<(String, String)> {
-    if let Some(start) = message.find("Could not find an implementation for ") {
-        let rest = &message[start + "Could not find an implementation for ".len()..];
+    const NO_KERNEL: &str = "Could not find an implementation for ";
+    const NO_OP: &str = "No Op registered for ";
+    if let Some(start) = message.find(NO_KERNEL) {
+        let rest = &message[start + NO_KERNEL.len()..];
         let op: String = rest.chars().take_while(|&c| c != '(' && c != ' ').collect();
-        let node = quoted_after(rest, "node with name '").unwrap_or_default();
+        let node = quoted_between(rest, "node with name '", "'").unwrap_or_default();
         return Some((op, node));
     }
-    let end = message.find(" is not a registered function/op")?;
-    let before = &message[..end];
-    let qualified = before.rsplit(' ').next()?;
-    let op = qualified.rsplit(':').next()?.split('(').next()?.to_owned();
-    let node = quoted_between(message, "Node (", ")").unwrap_or_default();
+    let start = message.find(NO_OP)? + NO_OP.len();
+    let op: String = message[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+    let node = quoted_between(message, "In Node, (\"", "\"").unwrap_or_default();
     Some((op, node))
-}
-
-fn quoted_after(text: &str, marker: &str) -> Option<String> {
-    let start = text.find(marker)? + marker.len();
-    let len = text[start..].find('\'')?;
-    Some(text[start..start + len].to_owned())
 }
 
 fn quoted_between(text: &str, open: &str, close: &str) -> Option<String> {
