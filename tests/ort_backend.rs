@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use inferwatch::session::{Backend, OrtBackend, OrtOptions, load_backend};
 use inferwatch::{
-    BackendKind, InstrumentedSession, Monitor, Recorder, SessionOptions, Tensor, TensorMap,
-    WindowConfig, npy,
+    BackendKind, InstrumentedSession, Monitor, OrtLibraryError, Recorder, SessionError,
+    SessionOptions, Tensor, TensorMap, WindowConfig, npy,
 };
 use serde_json::Value;
 
@@ -297,4 +297,40 @@ fn pool_counts_every_run_from_four_threads() {
     assert!(backend.sessions() >= 1);
     assert!(backend.sessions() <= 2, "{} sessions for a pool of 2", backend.sessions());
     assert_eq!(backend.max_sessions(), 2);
+}
+
+/// Returns the path of the C library this process runs on, as the loader mapped it.
+fn libc_path() -> PathBuf {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| {
+            let name = Path::new(path).file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("libc.so") || name.starts_with("libc-")
+        })
+        .map(PathBuf::from)
+        .expect("no libc in /proc/self/maps")
+}
+
+#[test]
+fn second_library_is_rejected_once_one_is_loaded() {
+    let path = models().join("silero-vad/model.onnx");
+    let first = SessionOptions { backend: BackendKind::Ort, ..SessionOptions::default() };
+    let loaded = OrtBackend::load(&path, &first).unwrap();
+    assert!(loaded.library_version().starts_with("1.31."), "{}", loaded.library_version());
+
+    // Another name for the loaded file is the same library.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("libonnxruntime.so");
+    std::os::unix::fs::symlink(loaded.library_path(), &link).unwrap();
+    let same = SessionOptions { ort: OrtOptions::default().library(&link), ..first.clone() };
+    assert!(OrtBackend::load(&path, &same).is_ok());
+
+    let other = SessionOptions { ort: OrtOptions::default().library(libc_path()), ..first };
+    let error = OrtBackend::load(&path, &other).unwrap_err();
+    let SessionError::OrtLibrary(OrtLibraryError::AlreadyLoaded { loaded: in_use, .. }) = &error
+    else {
+        panic!("expected AlreadyLoaded, got {error}");
+    };
+    assert_eq!(in_use, loaded.library_path());
 }

@@ -61,17 +61,18 @@ static RUNTIME: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
 ///
 /// The library is `explicit` when given, else the first one found by [`locate`]. Once a
 /// library is loaded, later calls without `explicit` get it whatever the environment says
-/// then; a call with an `explicit` path is checked like the first one and fails with
-/// [`OrtLibraryError::AlreadyLoaded`] when it names a different file.
+/// then. A later `explicit` path must name the loaded file: any other file fails with
+/// [`OrtLibraryError::AlreadyLoaded`] (or `Missing`, `NotSharedLibrary`) without being
+/// opened, so a second ONNX Runtime never enters the process.
 pub(crate) fn runtime(explicit: Option<&Path>) -> Result<Arc<Runtime>, OrtLibraryError> {
     let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(runtime) = slot.as_ref() {
         if let Some(requested) = explicit {
-            let probed = probe(requested, CONFIGURED)?;
-            if !same_file(&probed.path, &runtime.path) {
+            check_elf_header(requested, CONFIGURED)?;
+            if !same_file(requested, &runtime.path) {
                 return Err(OrtLibraryError::AlreadyLoaded {
                     loaded: runtime.path.clone(),
-                    requested: probed.path,
+                    requested: requested.to_owned(),
                 });
             }
         }
@@ -356,9 +357,13 @@ fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     Some((major, minor, patch))
 }
 
+/// Returns true when both paths lead to one file (same device and inode).
 fn same_file(a: &Path, b: &Path) -> bool {
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-    canonical(a) == canonical(b)
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
