@@ -138,7 +138,7 @@ fn other_backend_hint(backend: &str) -> &'static str {
 
 /// A failure to find, load or start the ONNX Runtime shared library.
 ///
-/// `origin` fields say where the path came from: the configured path (`--ort-lib` or
+/// The `origin` fields name the source of the path: the configured path (`--ort-lib` or
 /// `OrtOptions::library`), `ORT_DYLIB_PATH`, a Python environment, or the system search path.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -161,7 +161,7 @@ pub enum OrtLibraryError {
     Missing {
         /// The path given.
         path: PathBuf,
-        /// Where the path came from.
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
         origin: String,
     },
     /// The file is not an ELF shared library at all (a text file, say).
@@ -172,7 +172,7 @@ pub enum OrtLibraryError {
     NotSharedLibrary {
         /// The path given.
         path: PathBuf,
-        /// Where the path came from.
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
         origin: String,
     },
     /// The dynamic loader failed to open the library.
@@ -183,7 +183,7 @@ pub enum OrtLibraryError {
     Open {
         /// The path given.
         path: PathBuf,
-        /// Where the path came from.
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
         origin: String,
         /// The loader's message.
         detail: String,
@@ -196,7 +196,7 @@ pub enum OrtLibraryError {
     NotOnnxRuntime {
         /// The path given.
         path: PathBuf,
-        /// Where the path came from.
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
         origin: String,
     },
     /// The library is an ONNX Runtime release older than the one this build calls.
@@ -207,7 +207,7 @@ pub enum OrtLibraryError {
     TooOld {
         /// The path given.
         path: PathBuf,
-        /// Where the path came from.
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
         origin: String,
         /// The version the library reports, such as `1.20.1`.
         found: String,

@@ -16,11 +16,13 @@ use inferwatch::{
 use serde_json::Value;
 
 /// The largest difference allowed between a tract output and an ONNX Runtime output, or
-/// between either and `expected.json`. The largest differences between tract 0.23.9 and ONNX
-/// Runtime 1.31.1 measured by these tests (2-core x86-64, 2026-12-04; printed with
-/// `--nocapture`): ppocr-cls 1.6e-18, ppocr-det 3.6e-5 (one pixel of the map), silero-vad
-/// 3.8e-6 (on `stateN`; 6.0e-8 on the probability), the 123-chunk silero-vad stream 1.3e-6,
-/// silero-vad-sequence 3.4e-5 (on `cn`; 1.3e-6 on the probabilities).
+/// between either and `expected.json`.
+///
+/// These tests print the differences they measure with `--nocapture`. Between tract 0.23.9
+/// and ONNX Runtime 1.31.1 (2-core x86-64, 2026-12-04) the maxima were: ppocr-cls 1.6e-18,
+/// ppocr-det 3.6e-5 (one pixel of the map), silero-vad 3.8e-6 (on `stateN`, and 6.0e-8 on
+/// the probability), the 123-chunk silero-vad stream 1.3e-6, and silero-vad-sequence 3.4e-5
+/// (on `cn`, and 1.3e-6 on the probabilities).
 const TOLERANCE: f32 = 1e-4;
 
 fn models() -> PathBuf {
@@ -272,8 +274,8 @@ fn pool_counts_every_run_from_four_threads() {
         ..SessionOptions::default()
     };
     let backend = Arc::new(OrtBackend::load(&path, &options).unwrap());
-    // A clock that stands still keeps every record in one slot, so no record can be dropped
-    // by a slot reset and the count must be exact.
+    // A manual clock does not move, so every record lands in one slot. No record can then
+    // be dropped by a slot reset, and the count must be exact.
     let (clock, _hand) = inferwatch::Clock::manual();
     let monitor = Monitor::builder().clock(clock).without_proc_cpu().build().unwrap();
     let session = monitor.instrument(backend.clone() as Arc<dyn Backend>);

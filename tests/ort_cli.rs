@@ -14,7 +14,7 @@ fn model() -> PathBuf {
     root().join("models/ppocr-cls/model.onnx")
 }
 
-/// The `.venv` that `scripts/deps/10-python.sh` creates, with ONNX Runtime 1.31.1.
+/// Returns the `.venv` that `scripts/deps/10-python.sh` creates, with ONNX Runtime 1.31.1.
 fn venv() -> PathBuf {
     let venv = root().join(".venv");
     assert!(venv.is_dir(), "{} is missing: run scripts/deps/10-python.sh", venv.display());
@@ -38,8 +38,8 @@ fn venv_library() -> PathBuf {
         .expect("no libonnxruntime.so.1.* in .venv")
 }
 
-/// An `inferwatch` command that sees none of the variables that point at ONNX Runtime, and
-/// only the system's own programs on PATH.
+/// Returns an `inferwatch` command without the variables that point at ONNX Runtime, and with
+/// only `/usr/bin` and `/bin` on PATH.
 fn inferwatch(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_inferwatch"));
     command
@@ -108,7 +108,8 @@ fn missing_library_lists_places_tried() {
         .output()
         .unwrap();
     let message = stderr(&output);
-    // The system's python3 may have onnxruntime installed; then this test has nothing to show.
+    // When the system's python3 has onnxruntime installed, nothing is missing and this test
+    // cannot show the error.
     assert!(
         !message.contains("loaded ONNX Runtime"),
         "the system provides ONNX Runtime, so nothing is missing: {message}"

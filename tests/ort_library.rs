@@ -96,5 +96,6 @@ fn old_release_names_both_versions() {
     assert_eq!(found, "1.20.1");
     assert_eq!(required, "1.31");
     let message = error.to_string();
-    assert!(message.contains("1.20.1") && message.contains("1.31"), "{message}");
+    assert!(message.contains("1.20.1"), "{message}");
+    assert!(message.contains("1.31 or newer"), "{message}");
 }

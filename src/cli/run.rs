@@ -206,6 +206,7 @@ fn open_session(
         },
         ..base
     };
+
     let declared = declared_inputs(&args.model, &base)?;
     let given = inputs::read_given(&args.inputs)?;
     let (mut inputs, origin) = match inputs::find_samples(&args.model, &declared)? {

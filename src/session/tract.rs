@@ -218,8 +218,8 @@ fn datum_type(dtype: DType) -> DatumType {
 
 fn declared_info(name: &str, fact: &InferenceFact) -> Option<TensorInfo> {
     let dtype = dtype_of(fact.datum_type.concretize()?)?;
-    // A dimension tract knows nothing about (ONNX `-1` or no value) is free, like a symbolic
-    // one; only an open shape leaves the rank unknown.
+    // A dimension without a value in tract (ONNX `-1`, or none given) is free, like a symbolic
+    // one. Only an open shape leaves the rank unknown.
     let shape = (!fact.shape.is_open()).then(|| {
         fact.shape.dims().map(|dim| dim.concretize().and_then(|dim| dim_size(&dim))).collect()
     });

@@ -6,8 +6,9 @@
 //! `api-31` feature can call, and only then hands the path to [`ort::init_from`]. Every
 //! failure becomes an [`OrtLibraryError`]; no ort call happens before the check succeeds.
 //!
-//! A process holds at most one ONNX Runtime library: ort keeps the first one it loads and one
-//! environment for the whole process, so the result is kept in a process-wide slot.
+//! A process can use only one ONNX Runtime library, because ort keeps the first one it loads
+//! and one environment for the whole process. The result is therefore kept in a process-wide
+//! slot.
 
 use std::ffi::{CStr, c_void};
 use std::fs::File;
@@ -60,8 +61,8 @@ static RUNTIME: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
 /// Returns the process's ONNX Runtime, loading it on the first call.
 ///
 /// The library is `explicit` when given, else the first one found by [`locate`]. Once a
-/// library is loaded, later calls without `explicit` get it whatever the environment says
-/// then. A later `explicit` path must name the loaded file: any other file fails with
+/// library is loaded, later calls without `explicit` get it even if the environment has
+/// changed since. A later `explicit` path must name the loaded file: any other file fails with
 /// [`OrtLibraryError::AlreadyLoaded`] (or `Missing`, `NotSharedLibrary`) without being
 /// opened, so a second ONNX Runtime never enters the process.
 pub(crate) fn runtime(explicit: Option<&Path>) -> Result<Arc<Runtime>, OrtLibraryError> {
@@ -94,12 +95,12 @@ pub(crate) fn runtime(explicit: Option<&Path>) -> Result<Arc<Runtime>, OrtLibrar
     Ok(runtime)
 }
 
-/// Finds the library without an explicit path, in this order: `ORT_DYLIB_PATH`; the
-/// `onnxruntime` Python package in a `.venv` in the current directory or one of its parents,
-/// in `VIRTUAL_ENV`, or wherever `python3` imports it from; then the loader's search path.
+/// Finds the library without an explicit path and returns the path and its origin.
 ///
-/// A set `ORT_DYLIB_PATH` is used as given, even when the file is missing, so that the error
-/// names it. Returns the path and where it came from.
+/// The search order is `ORT_DYLIB_PATH`, then the `onnxruntime` Python package (in the `.venv`
+/// nearest the current directory, in `VIRTUAL_ENV`, or where `python3` imports it from), then
+/// the loader's search path. A set `ORT_DYLIB_PATH` is used as given, even when the file is
+/// missing, so that the error names it.
 fn locate() -> Result<(PathBuf, String), OrtLibraryError> {
     if let Some(path) = std::env::var_os(ENV_VAR).filter(|value| !value.is_empty()) {
         return Ok((PathBuf::from(path), ENV_VAR.to_owned()));
@@ -143,7 +144,7 @@ fn locate() -> Result<(PathBuf, String), OrtLibraryError> {
 
     for name in SYSTEM_NAMES {
         // SAFETY: opening ONNX Runtime runs its initialisers, which have no preconditions. A
-        // foreign library of this name would run its own; that is the loader's usual contract.
+        // foreign library of this name would run its own, as any program linked to it would.
         match unsafe { libloading::Library::new(name) } {
             Ok(_) => return Ok((PathBuf::from(name), "the system library search path".to_owned())),
             Err(error) => {
@@ -186,7 +187,8 @@ fn newest_versioned(dir: &Path) -> Option<PathBuf> {
         .map(|(_, path)| path)
 }
 
-/// Asks `python3` where it imports `onnxruntime` from; the reason when it cannot.
+/// Asks `python3` for the folder it imports `onnxruntime` from. The error is the reason it
+/// could not, for the list of places tried.
 fn python_package_dir() -> Result<PathBuf, String> {
     let output = Command::new("python3")
         .args(["-c", "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))"])
@@ -227,17 +229,17 @@ pub(crate) fn probe(path: &Path, origin: &str) -> Result<Probed, OrtLibraryError
         origin: origin.to_owned(),
         detail,
     };
-    // SAFETY: opening ONNX Runtime runs its initialisers, which have no preconditions. A file
-    // that is some other library runs its own initialisers; that is inherent to loading a
-    // library the user named, and the ELF check above rules out files that are not libraries.
+    // SAFETY: opening ONNX Runtime runs its initialisers, which have no preconditions. Another
+    // library runs its own initialisers, which is inherent to loading a file the user named.
+    // The ELF check above rules out files that are not libraries at all.
     let library =
         unsafe { libloading::Library::new(path) }.map_err(|e| open_error(loader_message(&e)))?;
     let not_onnx_runtime =
         || OrtLibraryError::NotOnnxRuntime { path: path.to_owned(), origin: origin.to_owned() };
 
     type GetApiBase = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
-    // SAFETY: `OrtGetApiBase` has this signature in every ONNX Runtime release (onnxruntime_c_api.h);
-    // a foreign library without the symbol makes `get` fail instead.
+    // SAFETY: `OrtGetApiBase` has this signature in every ONNX Runtime release (ort-sys binds
+    // it so). A foreign library without the symbol makes `get` fail instead.
     let get_api_base =
         unsafe { library.get::<GetApiBase>(b"OrtGetApiBase") }.map_err(|_| not_onnx_runtime())?;
     // SAFETY: the function takes no arguments and returns a pointer to a static table.
@@ -263,8 +265,8 @@ pub(crate) fn probe(path: &Path, origin: &str) -> Result<Probed, OrtLibraryError
     if !version_supported(&version) {
         return Err(too_old());
     }
-    // SAFETY: as above; `GetApi` returns null for an API version the library lacks, which ort
-    // would turn into a panic on its first call, so it is checked here first.
+    // SAFETY: as above. `GetApi` returns null for an API version the library lacks. ort would
+    // panic on that null at its first call, so it is checked here first.
     let api = unsafe { ((*api_base).GetApi)(REQUIRED_MINOR) };
     if api.is_null() {
         return Err(too_old());
@@ -299,7 +301,8 @@ fn check_elf_header(path: &Path, origin: &str) -> Result<(), OrtLibraryError> {
     Ok(())
 }
 
-/// Returns the dynamic loader's own message (libloading's `Display` says only "dlopen failed").
+/// Returns the dynamic loader's own message, because libloading's `Display` prints only
+/// "dlopen failed".
 fn loader_message(error: &libloading::Error) -> String {
     use std::error::Error as _;
     error.source().map_or_else(|| error.to_string(), |source| source.to_string())
@@ -308,19 +311,20 @@ fn loader_message(error: &libloading::Error) -> String {
 /// Returns the file the loader mapped the code at `address` from.
 fn loaded_file(address: *const c_void) -> Option<PathBuf> {
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    // SAFETY: `dladdr` only reads `address` as a number and fills `info`; it returns 0 when
+    // SAFETY: `dladdr` only reads `address` as a number and fills `info`. It returns 0 when
     // the address belongs to no loaded object.
     let found = unsafe { libc::dladdr(address, info.as_mut_ptr()) };
     if found == 0 {
         return None;
     }
-    // SAFETY: `dladdr` succeeded, so it initialised `info`; `dli_fname` is null or points to
+    // SAFETY: `dladdr` succeeded, so it initialised `info`. `dli_fname` is null or points to
     // the loader's NUL-terminated copy of the object's path.
     let name = unsafe { info.assume_init().dli_fname };
     if name.is_null() {
         return None;
     }
-    // SAFETY: checked non-null above; the loader keeps the string while the object is loaded.
+    // SAFETY: checked non-null above, and the loader keeps the string while the object is
+    // loaded.
     let text = unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned();
     Some(PathBuf::from(text))
 }

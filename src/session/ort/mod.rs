@@ -72,7 +72,7 @@ impl OrtOptions {
     }
 }
 
-/// Where ONNX Runtime runs the model.
+/// The execution provider (device and kernels) that runs the model in ONNX Runtime.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExecutionProvider {

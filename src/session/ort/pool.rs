@@ -9,8 +9,8 @@ use crate::error::SessionError;
 
 /// Idle sessions plus a count of every session made, behind one mutex.
 ///
-/// The mutex guards only the check-out and check-in of a session (a `Vec` push or pop); it
-/// is never held while a session runs, so runs on different threads proceed in parallel.
+/// The mutex guards only the check-out and check-in of a session, a `Vec` push or pop. It is
+/// never held while a session runs, so runs on different threads proceed in parallel.
 pub(super) struct SessionPool {
     state: Mutex<PoolState>,
     /// Signalled whenever a session is checked in or a failed creation frees a place.
@@ -97,13 +97,13 @@ impl Deref for Lease<'_> {
 
     fn deref(&self) -> &Session {
         // The option is only emptied in `drop`.
-        self.session.as_ref().expect("a lease holds its session until dropped")
+        self.session.as_ref().expect("a lease keeps its session until dropped")
     }
 }
 
 impl DerefMut for Lease<'_> {
     fn deref_mut(&mut self) -> &mut Session {
-        self.session.as_mut().expect("a lease holds its session until dropped")
+        self.session.as_mut().expect("a lease keeps its session until dropped")
     }
 }
 
