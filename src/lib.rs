@@ -3,8 +3,9 @@
 //!
 //! # How the parts fit
 //!
-//! - A [`Backend`] runs an ONNX model: [`TractBackend`] (pure Rust, the default) or the ONNX
-//!   Runtime backend (feature `ort`).
+//! - A [`Backend`] runs an ONNX model: [`TractBackend`] (pure Rust, the default) or
+//!   [`OrtBackend`] (ONNX Runtime, feature `ort`), which keeps a pool of sessions so that
+//!   threads do not wait for each other.
 //! - An [`InstrumentedSession`] wraps a backend and times every `run` with a monotonic clock.
 //! - A [`Recorder`] puts each timed call into a [`RollingWindow`]: a ring of time slots
 //!   (60 × 5 s by default) counted with relaxed atomics, so recording takes no lock and
@@ -60,6 +61,8 @@
 //! - Load is sampled every 500 ms by default, so a load sample is attributed to inferences
 //!   by time of the latest sample, not measured per inference.
 //! - Linux only: load sources read `/proc`.
+//! - The ONNX Runtime backend loads one `libonnxruntime` (1.31 or newer) per process and
+//!   offers the CPU and CUDA execution providers only.
 
 #![warn(
     missing_docs,
@@ -90,5 +93,7 @@ pub use session::npy;
 pub use session::{
     Backend, BackendKind, DType, InstrumentedSession, SessionOptions, Tensor, TensorInfo, TensorMap,
 };
+#[cfg(feature = "ort")]
+pub use session::{OrtBackend, OrtOptions};
 pub use snapshot::Snapshot;
 pub use window::{RollingWindow, WindowConfig, WindowStats};

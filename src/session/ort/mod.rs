@@ -12,6 +12,7 @@ use std::sync::Arc;
 use ort::ep;
 use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
+use serde::Deserialize;
 
 use self::library::Runtime;
 use self::pool::SessionPool;
@@ -22,7 +23,11 @@ use crate::error::SessionError;
 const NAME: &str = "ort";
 
 /// Options of the ONNX Runtime backend.
-#[derive(Clone, Debug, Default)]
+///
+/// In a TOML configuration file the keys are the field names, such as
+/// `execution_provider = "cuda"` or `optimization = "basic"`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct OrtOptions {
     /// Path of `libonnxruntime.so`. When unset, the library is found through
     /// `ORT_DYLIB_PATH`, then the `onnxruntime` Python package (a `.venv` in the current
@@ -31,12 +36,13 @@ pub struct OrtOptions {
     /// The execution provider that runs the model.
     pub execution_provider: ExecutionProvider,
     /// Threads each session uses inside one operator; `None` means 1. The inference runs on
-    /// the calling thread plus `intra_threads - 1` threads of the session's own pool.
+    /// the calling thread plus `intra_threads - 1` threads of the session's own pool, and 0
+    /// lets ONNX Runtime choose (one thread per physical core).
     pub intra_threads: Option<usize>,
     /// The graph optimizations applied when a session is created.
     pub optimization: OptimizationLevel,
     /// The maximum number of sessions kept for concurrent runs; `None` means the number of
-    /// CPUs this process may use.
+    /// CPUs this process may use, and 0 counts as 1.
     pub pool_size: Option<usize>,
 }
 
@@ -73,7 +79,8 @@ impl OrtOptions {
 }
 
 /// The execution provider (device and kernels) that runs the model in ONNX Runtime.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum ExecutionProvider {
     /// ONNX Runtime's CPU kernels.
@@ -114,7 +121,8 @@ impl FromStr for ExecutionProvider {
 }
 
 /// ONNX Runtime's graph optimization levels.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum OptimizationLevel {
     /// No graph optimization.
@@ -344,5 +352,45 @@ impl SessionFactory {
                 })?;
         }
         builder.commit_from_memory(&self.bytes).map_err(|e| convert::classify_load_error(path, &e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_read_from_toml() {
+        let text = r#"
+            library = "/opt/onnxruntime/libonnxruntime.so.1.31.1"
+            execution_provider = "cuda"
+            intra_threads = 2
+            optimization = "basic"
+            pool_size = 3
+        "#;
+        let options: OrtOptions = toml::from_str(text).unwrap();
+        let library = PathBuf::from("/opt/onnxruntime/libonnxruntime.so.1.31.1");
+        assert_eq!(options.library, Some(library));
+        assert_eq!(options.execution_provider, ExecutionProvider::Cuda);
+        assert_eq!(options.intra_threads, Some(2));
+        assert_eq!(options.optimization, OptimizationLevel::Basic);
+        assert_eq!(options.pool_size, Some(3));
+    }
+
+    #[test]
+    fn options_from_toml_reject_unknown_values() {
+        let provider = toml::from_str::<OrtOptions>(r#"execution_provider = "tpu""#);
+        assert!(provider.unwrap_err().to_string().contains("tpu"));
+        let key = toml::from_str::<OrtOptions>("threads = 2");
+        assert!(key.unwrap_err().to_string().contains("threads"));
+    }
+
+    #[test]
+    fn names_parse_as_flags() {
+        assert_eq!("cpu".parse::<ExecutionProvider>(), Ok(ExecutionProvider::Cpu));
+        assert_eq!("cuda".parse::<ExecutionProvider>(), Ok(ExecutionProvider::Cuda));
+        assert!("gpu".parse::<ExecutionProvider>().unwrap_err().contains("cpu or cuda"));
+        assert_eq!("none".parse::<OptimizationLevel>(), Ok(OptimizationLevel::Disable));
+        assert_eq!("extended".parse::<OptimizationLevel>(), Ok(OptimizationLevel::Extended));
     }
 }
