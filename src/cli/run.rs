@@ -194,7 +194,8 @@ fn open_session(
     args: &RunArgs,
 ) -> Result<(InstrumentedSession, TensorMap), Failure> {
     let base = SessionOptions { backend: args.backend, ..SessionOptions::default() };
-    // One ONNX Runtime session per worker thread, so that no worker waits for another.
+    // One ONNX Runtime session per worker thread, all created before the timed loop, so that
+    // no worker waits for another.
     #[cfg(feature = "ort")]
     let base = SessionOptions {
         ort: inferwatch::session::OrtOptions {

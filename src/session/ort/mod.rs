@@ -41,8 +41,9 @@ pub struct OrtOptions {
     pub intra_threads: Option<usize>,
     /// The graph optimizations applied when a session is created.
     pub optimization: OptimizationLevel,
-    /// The maximum number of sessions kept for concurrent runs; `None` means the number of
-    /// CPUs this process may use, and 0 counts as 1.
+    /// The number of sessions kept for concurrent runs. `Some(n)` creates all `n` at load, so
+    /// that no timed run pays for creating one (0 counts as 1). `None` creates one at load and
+    /// more on demand, up to the number of CPUs this process may use.
     pub pool_size: Option<usize>,
 }
 
@@ -178,12 +179,16 @@ impl From<OptimizationLevel> for GraphOptimizationLevel {
 /// many threads. A single session behind a mutex would make every thread wait for the one
 /// running; instead the backend keeps idle sessions in a pool. A run checks a session out,
 /// runs it without holding any lock, and checks it back in. When no session is idle, the run
-/// creates one while the pool is below [`OrtOptions::pool_size`], and otherwise waits for one
-/// to be checked in. So each thread that runs the model ends up with a session of its own, up
-/// to the maximum.
+/// creates one while the pool is below its maximum ([`OrtOptions::pool_size`]), and otherwise
+/// waits for one to be checked in. So each thread that runs the model ends up with a session
+/// of its own, up to the maximum. The time a run spends creating or waiting for a session is
+/// part of its measured inference time: set `pool_size` to the number of threads to create
+/// every session at load.
 ///
-/// All sessions share one copy of the model bytes and ONNX Runtime's pre-packed weights, so an
-/// extra session costs its activations and little more.
+/// All sessions are created from one copy of the model bytes and share ONNX Runtime's
+/// container of pre-packed weights, so weights that kernels re-lay out are packed once. Each
+/// session still costs memory: with ONNX Runtime 1.31.1 on x86-64, PP-OCRv4 det (a 4.7 MB
+/// model) took about 13 MB of resident memory for one session and 9 MB for each further one.
 ///
 /// # Loading
 ///
@@ -250,6 +255,9 @@ impl OrtBackend {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
         let pool = SessionPool::new(first, max_sessions);
+        if options.ort.pool_size.is_some() {
+            pool.fill(|| factory.create())?;
+        }
         Ok(OrtBackend { pool, factory, inputs, outputs })
     }
 

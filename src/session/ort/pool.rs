@@ -73,6 +73,20 @@ impl SessionPool {
         }
     }
 
+    /// Creates sessions with `create` until the pool has its maximum.
+    pub(super) fn fill(
+        &self,
+        mut create: impl FnMut() -> Result<Session, SessionError>,
+    ) -> Result<(), SessionError> {
+        while self.sessions() < self.max_sessions {
+            let session = create()?;
+            let mut state = self.lock();
+            state.idle.push(session);
+            state.created += 1;
+        }
+        Ok(())
+    }
+
     fn check_in(&self, session: Session) {
         self.lock().idle.push(session);
         self.available.notify_one();
