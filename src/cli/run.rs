@@ -271,8 +271,15 @@ fn declared_inputs(model: &Path, options: &SessionOptions) -> Result<Vec<TensorI
             inferwatch::TractBackend::declared_inputs(model).map_err(Failure::input)
         }
         _ => {
+            // Only the declared inputs are needed: one session is enough.
+            #[cfg_attr(not(feature = "ort"), allow(unused_mut))]
+            let mut options = options.clone();
+            #[cfg(feature = "ort")]
+            {
+                options.ort.pool_size = Some(1);
+            }
             let backend =
-                inferwatch::session::load_backend(model, options).map_err(Failure::input)?;
+                inferwatch::session::load_backend(model, &options).map_err(Failure::input)?;
             Ok(backend.inputs().to_vec())
         }
     }

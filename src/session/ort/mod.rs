@@ -317,7 +317,7 @@ impl Backend for OrtBackend {
 struct SessionFactory {
     runtime: Arc<Runtime>,
     path: PathBuf,
-    bytes: Arc<[u8]>,
+    bytes: Box<[u8]>,
     options: OrtOptions,
     /// Weights that ONNX Runtime has re-laid out for its kernels, shared by all sessions.
     weights: PrepackedWeights,
