@@ -34,7 +34,8 @@ pub enum SessionError {
     /// The model uses an operator the backend does not implement.
     #[error(
         "model {path} uses operator {op} (node {node:?}) that the {backend} backend does not \
-         support: try --backend ort"
+         support: {}",
+        other_backend_hint(backend)
     )]
     UnsupportedOperator {
         /// The model path.
@@ -103,9 +104,135 @@ pub enum SessionError {
     /// The backend's runtime library could not be found or loaded.
     #[error("{0}")]
     Runtime(String),
+    /// The ONNX Runtime library could not be found, loaded or started.
+    #[error(transparent)]
+    OrtLibrary(#[from] OrtLibraryError),
+    /// An execution provider (such as CUDA) was requested and failed to register, so the
+    /// model would have run elsewhere than requested.
+    #[error(
+        "failed to register the {provider} execution provider for model {path}: {detail}: \
+         install onnxruntime-gpu==1.31.1 with its CUDA and cuDNN libraries, or use --ep cpu"
+    )]
+    ExecutionProvider {
+        /// The model path.
+        path: PathBuf,
+        /// The execution provider, such as `CUDA`.
+        provider: &'static str,
+        /// ONNX Runtime's error.
+        detail: String,
+    },
     /// The backend is not compiled into this build.
     #[error("the {0} backend is not part of this build: rebuild with --features {0}")]
     BackendUnavailable(&'static str),
+}
+
+/// Returns the usual fix for an operator that `backend` lacks: the other backend.
+fn other_backend_hint(backend: &str) -> &'static str {
+    match backend {
+        "tract" => "try --backend ort",
+        _ => {
+            "try --backend tract, or export the model with an opset and types ONNX Runtime supports"
+        }
+    }
+}
+
+/// A failure to find, load or start the ONNX Runtime shared library.
+///
+/// The `origin` fields name the source of the path: the configured path (`--ort-lib` or
+/// `OrtOptions::library`), `ORT_DYLIB_PATH`, a Python environment, or the system search path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrtLibraryError {
+    /// No library was found in any of the places searched.
+    #[error(
+        "ONNX Runtime library not found; tried {}: run `pip install onnxruntime==1.31.1` or set \
+         ORT_DYLIB_PATH to the path of libonnxruntime.so",
+        tried.join("; ")
+    )]
+    NotFound {
+        /// Each place searched and what was found there.
+        tried: Vec<String>,
+    },
+    /// The path does not exist.
+    #[error(
+        "ONNX Runtime library {path} ({origin}) does not exist: give the path of \
+         onnxruntime/capi/libonnxruntime.so.1.31.1 from `pip install onnxruntime==1.31.1`"
+    )]
+    Missing {
+        /// The path given.
+        path: PathBuf,
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
+        origin: String,
+    },
+    /// The file is not an ELF shared library at all (a text file, say).
+    #[error(
+        "{path} ({origin}) is not a shared library: give the path of \
+         onnxruntime/capi/libonnxruntime.so.1.31.1 from `pip install onnxruntime==1.31.1`"
+    )]
+    NotSharedLibrary {
+        /// The path given.
+        path: PathBuf,
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
+        origin: String,
+    },
+    /// The dynamic loader failed to open the library.
+    #[error(
+        "failed to load {path} ({origin}): {detail}: set ORT_DYLIB_PATH to a \
+         libonnxruntime.so.1.31.1 that loads, or `pip install onnxruntime==1.31.1`"
+    )]
+    Open {
+        /// The path given.
+        path: PathBuf,
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
+        origin: String,
+        /// The loader's message.
+        detail: String,
+    },
+    /// The library loads but is not ONNX Runtime: it does not export `OrtGetApiBase`.
+    #[error(
+        "{path} ({origin}) is a shared library but not ONNX Runtime (it does not export \
+         OrtGetApiBase): give the path of onnxruntime/capi/libonnxruntime.so.1.31.1"
+    )]
+    NotOnnxRuntime {
+        /// The path given.
+        path: PathBuf,
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
+        origin: String,
+    },
+    /// The library is an ONNX Runtime release older than the one this build calls.
+    #[error(
+        "{path} ({origin}) is ONNX Runtime {found}, but inferwatch needs {required} or newer: \
+         run `pip install onnxruntime==1.31.1` or set ORT_DYLIB_PATH to a newer libonnxruntime"
+    )]
+    TooOld {
+        /// The path given.
+        path: PathBuf,
+        /// The source of the path, such as `ORT_DYLIB_PATH`.
+        origin: String,
+        /// The version the library reports, such as `1.20.1`.
+        found: String,
+        /// The oldest version accepted, such as `1.31`.
+        required: String,
+    },
+    /// A different library is already loaded in this process; ONNX Runtime cannot be unloaded.
+    #[error(
+        "ONNX Runtime is already loaded from {loaded} in this process, so {requested} cannot be \
+         loaded too: use one ONNX Runtime library per process"
+    )]
+    AlreadyLoaded {
+        /// The library in use.
+        loaded: PathBuf,
+        /// The library requested.
+        requested: PathBuf,
+    },
+    /// The library loaded but its environment failed to start.
+    #[error("failed to start ONNX Runtime from {path}: {detail}")]
+    Start {
+        /// The library path.
+        path: PathBuf,
+        /// ONNX Runtime's message.
+        detail: String,
+    },
 }
 
 /// An error while reading or writing a `.npy` tensor file.

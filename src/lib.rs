@@ -3,8 +3,9 @@
 //!
 //! # How the parts fit
 //!
-//! - A [`Backend`] runs an ONNX model: [`TractBackend`] (pure Rust, the default) or the ONNX
-//!   Runtime backend (feature `ort`).
+//! - A [`Backend`] runs an ONNX model: [`TractBackend`] (pure Rust, the default) or
+//!   [`OrtBackend`] (ONNX Runtime, feature `ort`), which keeps a pool of sessions so that
+//!   threads do not wait for each other.
 //! - An [`InstrumentedSession`] wraps a backend and times every `run` with a monotonic clock.
 //! - A [`Recorder`] puts each timed call into a [`RollingWindow`]: a ring of time slots
 //!   (60 × 5 s by default) counted with relaxed atomics, so recording takes no lock and
@@ -68,6 +69,8 @@
 //!   exception: each inference gets the mean of the driver's samples (1/6 s to 1 s apart)
 //!   taken during its span, or the latest one before it.
 //! - Linux only: load sources read `/proc`.
+//! - The ONNX Runtime backend loads one `libonnxruntime` (1.31 or newer) per process and
+//!   offers the CPU and CUDA execution providers only.
 
 #![warn(
     missing_docs,
@@ -97,7 +100,7 @@ pub mod window;
 pub use clock::{Clock, ManualClock};
 #[cfg(feature = "otel")]
 pub use error::OtelError;
-pub use error::{ConfigError, LoadError, NpyError, SessionError};
+pub use error::{ConfigError, LoadError, NpyError, OrtLibraryError, SessionError};
 pub use load::{LoadCells, LoadKind, LoadSample, LoadSource};
 pub use monitor::{Monitor, MonitorBuilder};
 pub use recorder::Recorder;
@@ -107,5 +110,7 @@ pub use session::npy;
 pub use session::{
     Backend, BackendKind, DType, InstrumentedSession, SessionOptions, Tensor, TensorInfo, TensorMap,
 };
+#[cfg(feature = "ort")]
+pub use session::{OrtBackend, OrtOptions};
 pub use snapshot::Snapshot;
 pub use window::{RollingWindow, WindowConfig, WindowStats};

@@ -86,6 +86,24 @@ pub(crate) struct RunArgs {
     #[cfg(feature = "otel")]
     #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
     otlp_protocol: Option<inferwatch::otel::Protocol>,
+
+    /// With --backend ort: path of libonnxruntime.so (such as
+    /// .venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1). Without
+    /// it, ORT_DYLIB_PATH, then the onnxruntime Python package, then the system are searched.
+    #[cfg(feature = "ort")]
+    #[arg(long, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+
+    /// With --backend ort: the execution provider, cpu or cuda. cuda fails when CUDA cannot be
+    /// used, rather than running on the CPU.
+    #[cfg(feature = "ort")]
+    #[arg(long, value_name = "EP", default_value = "cpu")]
+    ep: inferwatch::session::ExecutionProvider,
+
+    /// With --backend ort: threads each inference uses inside one operator.
+    #[cfg(feature = "ort")]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    intra_threads: u16,
 }
 
 #[cfg(feature = "otel")]
@@ -298,6 +316,20 @@ fn open_session(
     args: &RunArgs,
 ) -> Result<(InstrumentedSession, TensorMap), Failure> {
     let base = SessionOptions { backend: args.backend, ..SessionOptions::default() };
+    // One ONNX Runtime session per worker thread, all created before the timed loop, so that
+    // no worker waits for another.
+    #[cfg(feature = "ort")]
+    let base = SessionOptions {
+        ort: inferwatch::session::OrtOptions {
+            library: args.ort_lib.clone(),
+            execution_provider: args.ep,
+            intra_threads: Some(usize::from(args.intra_threads)),
+            pool_size: Some(usize::from(args.threads)),
+            ..Default::default()
+        },
+        ..base
+    };
+
     let declared = declared_inputs(&args.model, &base)?;
     let given = inputs::read_given(&args.inputs)?;
     let (mut inputs, origin) = match inputs::find_samples(&args.model, &declared)? {
@@ -361,8 +393,15 @@ fn declared_inputs(model: &Path, options: &SessionOptions) -> Result<Vec<TensorI
             inferwatch::TractBackend::declared_inputs(model).map_err(Failure::input)
         }
         _ => {
+            // Only the declared inputs are needed: one session is enough.
+            #[cfg_attr(not(feature = "ort"), allow(unused_mut))]
+            let mut options = options.clone();
+            #[cfg(feature = "ort")]
+            {
+                options.ort.pool_size = Some(1);
+            }
             let backend =
-                inferwatch::session::load_backend(model, options).map_err(Failure::input)?;
+                inferwatch::session::load_backend(model, &options).map_err(Failure::input)?;
             Ok(backend.inputs().to_vec())
         }
     }

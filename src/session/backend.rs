@@ -73,7 +73,7 @@ pub struct SessionOptions {
     /// The backend.
     pub backend: BackendKind,
     /// Concrete shapes for inputs whose declared shape has free dimensions, by input name.
-    /// tract optimizes the model for these shapes; ONNX Runtime ignores them.
+    /// tract optimizes the model for these shapes; ONNX Runtime only checks that they fit.
     pub input_shapes: HashMap<String, Vec<usize>>,
     /// ONNX Runtime options.
     #[cfg(feature = "ort")]

@@ -22,4 +22,4 @@ pub use tract::TractBackend;
 #[cfg(feature = "ort")]
 mod ort;
 #[cfg(feature = "ort")]
-pub use ort::{OrtBackend, OrtOptions};
+pub use ort::{ExecutionProvider, OptimizationLevel, OrtBackend, OrtOptions};

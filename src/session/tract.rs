@@ -1,5 +1,6 @@
 //! The tract backend: pure Rust, needs nothing installed.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -116,16 +117,44 @@ fn parse(path: &Path) -> Result<InferenceModel, SessionError> {
     let bytes = std::fs::read(path)
         .map_err(|source| SessionError::ReadModel { path: path.to_owned(), source })?;
     let onnx = tract_onnx::onnx();
-    let proto = onnx
+    let mut proto = onnx
         .proto_model_for_read(&mut bytes.as_slice())
         .map_err(|e| SessionError::NotOnnx { path: path.to_owned(), detail: format!("{e:#}") })?;
-    if proto.graph.as_ref().is_none_or(|graph| graph.node.is_empty()) {
+    let Some(graph) = proto.graph.as_mut().filter(|graph| !graph.node.is_empty()) else {
         return Err(SessionError::NotOnnx {
             path: path.to_owned(),
             detail: "the file decodes but holds no graph nodes".into(),
         });
-    }
+    };
+    rename_duplicate_nodes(graph);
     onnx.model_for_proto_model(&proto).map_err(|e| classify(path, e))
+}
+
+/// Gives every node of `graph` a name that no other node, input or initializer has.
+///
+/// ONNX does not require unique node names, and some exporters repeat one: the Silero VAD
+/// model made by spox names 15 nodes `F0::anon`. tract names its nodes after the ONNX ones,
+/// and its graph compaction checks that the names are unique whenever debug assertions are
+/// on, so such a model failed to load in debug builds ("duplicate name for node").
+fn rename_duplicate_nodes(graph: &mut tract_onnx::pb::GraphProto) {
+    let mut taken: HashSet<String> = graph.initializer.iter().map(|i| i.name.clone()).collect();
+    taken.extend(graph.input.iter().map(|i| i.name.clone()));
+    for node in &mut graph.node {
+        // The name tract gives the node: its own, or else its first output's.
+        let name = if node.name.is_empty() {
+            node.output.first().cloned().unwrap_or_default()
+        } else {
+            node.name.clone()
+        };
+        if name.is_empty() || taken.insert(name.clone()) {
+            continue;
+        }
+        let unique = (1..).map(|k| format!("{name}.{k}")).find(|n| !taken.contains(n));
+        if let Some(unique) = unique {
+            taken.insert(unique.clone());
+            node.name = unique;
+        }
+    }
 }
 
 fn input_info(
@@ -189,7 +218,11 @@ fn datum_type(dtype: DType) -> DatumType {
 
 fn declared_info(name: &str, fact: &InferenceFact) -> Option<TensorInfo> {
     let dtype = dtype_of(fact.datum_type.concretize()?)?;
-    let shape = fact.shape.concretize().map(|dims| dims.iter().map(dim_size).collect::<Vec<_>>());
+    // A dimension without a value in tract (ONNX `-1`, or none given) is free, like a symbolic
+    // one. Only an open shape leaves the rank unknown.
+    let shape = (!fact.shape.is_open()).then(|| {
+        fact.shape.dims().map(|dim| dim.concretize().and_then(|dim| dim_size(&dim))).collect()
+    });
     Some(TensorInfo { name: name.to_owned(), dtype, shape })
 }
 
