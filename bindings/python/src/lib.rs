@@ -4,10 +4,10 @@
 //! and method lives in the hand-written stubs (`python/inferwatch/_native.pyi`), which
 //! `mypy.stubtest` checks against this module.
 //!
-//! - [`session::Session`] loads a model and runs it on numpy arrays with the GIL released.
-//! - [`monitor::Monitor`] owns the rolling window and times any Python code through
+//! - `Session` (`session.rs`) loads a model and runs it on numpy arrays with the GIL released.
+//! - `Monitor` (`monitor.rs`) owns the rolling window and times any Python code through
 //!   `measure()`, `time()` and `record()`.
-//! - [`errors`] maps the library's errors onto the Python exception hierarchy.
+//! - `errors.rs` maps the library's errors onto the Python exception hierarchy.
 
 mod errors;
 mod monitor;

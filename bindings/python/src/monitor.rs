@@ -180,9 +180,9 @@ impl Monitor {
     }
 }
 
-/// A slot length for a window of `span`: 5 s for the usual windows, shorter for windows
-/// under a minute so that the window keeps at least 12 slots (the rule `inferwatch run`
-/// uses).
+/// Returns the window configuration for `span`: slots of 5 s for the usual windows, and
+/// shorter slots for windows under a minute so that the window keeps at least 12 slots
+/// (the rule `inferwatch run` uses).
 fn window_config(span: Duration) -> WindowConfig {
     let slot = (span / 12).clamp(Duration::from_millis(100), DEFAULT_SLOT);
     WindowConfig::spanning(span, slot)
@@ -219,7 +219,7 @@ fn time_call<'py>(
 /// A context manager and decorator that records the time of a block or call.
 ///
 /// The start times of open blocks are kept on a stack, so one `Measure` may be entered
-/// again inside its own block; each `with` pops the start its `__enter__` pushed.
+/// again inside its own block. Each `__exit__` pops the start of the innermost open block.
 #[pyclass(module = "inferwatch", frozen)]
 pub(crate) struct Measure {
     recorder: Recorder,

@@ -227,9 +227,11 @@ fn load(
     py.detach(|| monitor.session(path, options))
 }
 
-/// Maps an error from loading the model for the given input shapes. The file parsed before
-/// (tract reads the declared inputs first), so a failure to optimize the model comes from
-/// the shapes and raises `InputError`; other errors map as usual.
+/// Maps an error from loading the model for the given input shapes.
+///
+/// The file was parsed when the session was made, because tract reads the declared inputs
+/// first. A failure to optimize the model therefore comes from the shapes and raises
+/// `InputError`. Other errors map as usual.
 fn shapes_error(py: Python<'_>, mut shapes: Vec<String>, error: SessionError) -> PyErr {
     match error {
         SessionError::Load { .. } => {
@@ -249,8 +251,8 @@ fn convert_inputs(py: Python<'_>, inputs: &Bound<'_, PyDict>) -> PyResult<Tensor
     let mut tensors = TensorMap::new();
     for (key, value) in inputs.iter() {
         let name: String = key.extract().map_err(|_| {
-            let shown = key.repr().map(|r| r.to_string()).unwrap_or_default();
-            input_error(py, format!("input name {shown} is not a str: key inputs by name"))
+            let key_repr = key.repr().map(|r| r.to_string()).unwrap_or_default();
+            input_error(py, format!("input name {key_repr} is not a str: key inputs by name"))
         })?;
         let tensor = to_tensor(py, &name, &value)?;
         tensors.insert(name, tensor);

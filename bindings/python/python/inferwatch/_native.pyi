@@ -101,8 +101,9 @@ class Monitor:
         load_files: load metrics read from files, as ``{metric: path}``. The metric is
             ``gpu_load_per_inference``, ``cpu_load_per_inference``, ``foreign_gpu_load`` or
             ``foreign_cpu_load`` (or ``gpu``, ``cpu``, ``foreign_gpu``, ``foreign_cpu``).
-            Each file holds one decimal number in percent, such as ``42.5``; while a file
-            is missing or holds no number, its metric is ``None`` in snapshots.
+            Each file contains one decimal number in percent, such as ``42.5``. While a
+            file is missing or does not contain a number, its metric is ``None`` in
+            snapshots.
         sample_period: seconds between two reads of the load sources.
         proc_cpu: read system and foreign CPU load from ``/proc``.
 
@@ -233,7 +234,7 @@ class Session:
             ``Monitor()``, available as ``session.monitor``.
         input_shapes: concrete shapes for inputs with free dimensions, as
             ``{name: shape}``. tract optimizes the model for these shapes when the session
-            is made and then accepts only them; without them, a model with free dimensions
+            is made and then accepts only them. Without them, a model with free dimensions
             is loaded by the first ``run`` (see ``loaded``). ONNX Runtime ignores them.
 
     Raises:
