@@ -2,9 +2,9 @@
 //!
 //! Policy: every fallible operation returns the error type of its family ([`SessionError`]
 //! for loading and running models, [`NpyError`] for tensor files, [`LoadError`] for load
-//! sources, [`ConfigError`] for configuration). Messages are lowercase, have no final
-//! period, name the value that failed and where it came from, and end with the usual fix
-//! when there is one. Nothing in the library panics on input; a panic is a bug.
+//! sources, [`ConfigError`] for configuration, [`OtelError`] for the OpenTelemetry
+//! exporter). Messages are lowercase, have no final period, name the value that failed and
+//! where it came from, and end with the usual fix when there is one. Nothing in the library panics on input; a panic is a bug.
 
 use std::path::PathBuf;
 
@@ -161,6 +161,35 @@ pub enum LoadError {
     /// A driver library (such as NVML) failed.
     #[error("{0}")]
     Driver(String),
+    /// The NVML library (`libnvidia-ml.so.1`) cannot be loaded or initialized.
+    #[error(
+        "failed to load NVML from {library}: {detail}: install the NVIDIA driver, or pass \
+         --gpu off to run without GPU metrics"
+    )]
+    NvmlUnavailable {
+        /// The library name or path that was opened.
+        library: String,
+        /// The message of the loader or of `nvmlInit`.
+        detail: String,
+    },
+    /// An NVML call failed on a GPU.
+    #[error("NVML call {call} failed on GPU {gpu}: {detail}")]
+    Nvml {
+        /// The NVML function.
+        call: &'static str,
+        /// The GPU index or UUID.
+        gpu: String,
+        /// The NVML error.
+        detail: String,
+    },
+    /// A GPU given by index or UUID does not exist.
+    #[error("GPU {gpu} not found: NVML sees {count} GPU(s); list them with nvidia-smi -L")]
+    GpuNotFound {
+        /// The index or UUID given.
+        gpu: String,
+        /// The number of GPUs NVML reports.
+        count: u32,
+    },
 }
 
 /// An error in configuration: a file, a flag or an environment variable.
@@ -185,6 +214,38 @@ pub enum ConfigError {
         /// The file path.
         path: PathBuf,
         /// The reader's or parser's message.
+        detail: String,
+    },
+}
+
+/// An error while starting, flushing or stopping the OpenTelemetry exporter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OtelError {
+    /// A setting, or an `OTEL_*` variable, is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The OTLP exporter could not be built.
+    #[error("failed to build the OTLP {protocol} exporter for {endpoint}: {detail}")]
+    Build {
+        /// `grpc` or `http/protobuf`.
+        protocol: &'static str,
+        /// The collector endpoint.
+        endpoint: String,
+        /// The exporter's message.
+        detail: String,
+    },
+    /// The Tokio runtime that drives the gRPC exporter could not start.
+    #[error("failed to start the Tokio runtime of the OTLP gRPC exporter: {0}")]
+    Runtime(std::io::Error),
+    /// A flush or the final export at shutdown failed.
+    #[error("failed to {action} OpenTelemetry metrics to {endpoint}: {detail}")]
+    Export {
+        /// `flush` or `shut down`.
+        action: &'static str,
+        /// The collector endpoint.
+        endpoint: String,
+        /// The SDK's message.
         detail: String,
     },
 }

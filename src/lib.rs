@@ -13,6 +13,12 @@
 //! - A [`Monitor`] owns the window and the sampler thread, loads sessions, and turns the
 //!   window into a [`Snapshot`]: mean, p50, p90 and p99 latency in milliseconds, and the
 //!   load per inference in percent.
+//! - With the `defender` feature, a [`defender::Reporter`] turns snapshots and `/proc/net`
+//!   into AWS IoT Device Defender reports, which a [`defender::Publisher`] sends over MQTT
+//!   with mutual TLS, keeping unsent ones in an on-disk spool.
+//! - With the `defender` feature, a [`defender::Reporter`] turns snapshots and `/proc/net`
+//!   into AWS IoT Device Defender reports, which a [`defender::Publisher`] sends over MQTT
+//!   with mutual TLS, keeping unsent ones in an on-disk spool.
 //!
 //! ```text
 //! model.onnx ─► Backend ─► InstrumentedSession::run ─► outputs
@@ -58,7 +64,9 @@
 //! - A record that meets its slot while another thread resets it is dropped and counted
 //!   (`dropped_records`); with the monitor's housekeeping this is rare, not impossible.
 //! - Load is sampled every 500 ms by default, so a load sample is attributed to inferences
-//!   by time of the latest sample, not measured per inference.
+//!   by time of the latest sample, not measured per inference. GPU load from NVML is the
+//!   exception: each inference gets the mean of the driver's samples (1/6 s to 1 s apart)
+//!   taken during its span, or the latest one before it.
 //! - Linux only: load sources read `/proc`.
 
 #![warn(
@@ -71,15 +79,24 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
+pub mod config;
+#[cfg(feature = "defender")]
+#[cfg_attr(docsrs, doc(cfg(feature = "defender")))]
+pub mod defender;
 pub mod error;
 pub mod load;
 mod monitor;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 mod recorder;
 pub mod session;
 mod snapshot;
 pub mod window;
 
 pub use clock::{Clock, ManualClock};
+#[cfg(feature = "otel")]
+pub use error::OtelError;
 pub use error::{ConfigError, LoadError, NpyError, SessionError};
 pub use load::{LoadCells, LoadKind, LoadSample, LoadSource};
 pub use monitor::{Monitor, MonitorBuilder};

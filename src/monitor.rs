@@ -17,8 +17,9 @@ use crate::window::{WindowConfig, WindowStats};
 ///
 /// Building a monitor starts one sampler thread (named `inferwatch-sampler`) that polls the
 /// load sources every sample period and resets the next window slot ahead of the writers.
-/// The thread stops when the last clone of the monitor is dropped or [`Monitor::shutdown`]
-/// is called. Cloning is cheap; clones share everything.
+/// With NVML (feature `nvml`, driver installed) it also starts one `inferwatch-nvml-INDEX`
+/// thread per sampled GPU. The threads stop when the last clone of the monitor is dropped
+/// or [`Monitor::shutdown`] is called. Cloning is cheap; clones share everything.
 #[derive(Clone, Debug)]
 pub struct Monitor {
     shared: Arc<Shared>,
@@ -29,6 +30,23 @@ struct Shared {
     recorder: Recorder,
     sampler: Mutex<Option<Sampler>>,
     span: Duration,
+    #[cfg(feature = "nvml")]
+    nvml: Mutex<Option<crate::load::nvml::NvmlSampler>>,
+    #[cfg(feature = "nvml")]
+    gpu_readings: crate::load::nvml::GpuReadings,
+}
+
+/// Whether a monitor samples GPUs through NVML.
+#[cfg(feature = "nvml")]
+#[derive(Debug, Default)]
+enum GpuChoice {
+    /// Open NVML with default options if the library is there; log one info line if not.
+    #[default]
+    IfPresent,
+    /// Sample these GPUs.
+    Given(crate::load::nvml::NvmlGpus),
+    /// Do not sample GPUs.
+    Off,
 }
 
 /// Configures a [`Monitor`].
@@ -39,6 +57,8 @@ pub struct MonitorBuilder {
     sources: Vec<Box<dyn LoadSource>>,
     no_proc_cpu: bool,
     sample_period: Option<Duration>,
+    #[cfg(feature = "nvml")]
+    gpu: GpuChoice,
 }
 
 impl std::fmt::Debug for MonitorBuilder {
@@ -83,7 +103,24 @@ impl MonitorBuilder {
         self
     }
 
-    /// Builds the monitor and starts its sampler thread.
+    /// Samples `gpus` through NVML. Without this call, the monitor opens NVML with default
+    /// options when the driver library is installed and runs without GPU metrics otherwise.
+    #[cfg(feature = "nvml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
+    pub fn nvml(mut self, gpus: crate::load::nvml::NvmlGpus) -> Self {
+        self.gpu = GpuChoice::Given(gpus);
+        self
+    }
+
+    /// Turns NVML sampling off.
+    #[cfg(feature = "nvml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
+    pub fn without_nvml(mut self) -> Self {
+        self.gpu = GpuChoice::Off;
+        self
+    }
+
+    /// Builds the monitor and starts its sampler threads.
     pub fn build(mut self) -> std::io::Result<Monitor> {
         if !self.no_proc_cpu && Path::new("/proc/stat").exists() {
             self.sources.insert(0, Box::new(ProcCpu::new()));
@@ -97,8 +134,36 @@ impl MonitorBuilder {
             housekeeping.window().prepare(housekeeping.now_nanos());
         })?;
         let span = self.window.span();
+        #[cfg(feature = "nvml")]
+        let (nvml, gpu_readings) = {
+            let gpus = match self.gpu {
+                GpuChoice::IfPresent => crate::load::nvml::open_if_present(),
+                GpuChoice::Given(gpus) => Some(gpus),
+                GpuChoice::Off => None,
+            };
+            match gpus {
+                Some(gpus) => {
+                    let sampler = crate::load::nvml::NvmlSampler::start(
+                        gpus,
+                        recorder.loads().clone(),
+                        recorder.clock().clone(),
+                    )?;
+                    let readings = sampler.readings().clone();
+                    (Some(sampler), readings)
+                }
+                None => (None, Default::default()),
+            }
+        };
         Ok(Monitor {
-            shared: Arc::new(Shared { recorder, sampler: Mutex::new(Some(sampler)), span }),
+            shared: Arc::new(Shared {
+                recorder,
+                sampler: Mutex::new(Some(sampler)),
+                span,
+                #[cfg(feature = "nvml")]
+                nvml: Mutex::new(nvml),
+                #[cfg(feature = "nvml")]
+                gpu_readings,
+            }),
         })
     }
 }
@@ -148,13 +213,26 @@ impl Monitor {
         Snapshot::from_stats(&self.shared.recorder.stats(span), SystemTime::now())
     }
 
-    /// Stops the sampler thread and waits for it. Recording still works afterwards, with
+    /// Returns the latest reading of each GPU sampled through NVML; empty without NVML.
+    #[cfg(feature = "nvml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
+    pub fn gpu_readings(&self) -> Vec<crate::load::nvml::GpuReading> {
+        self.shared.gpu_readings.get()
+    }
+
+    /// Stops the sampler threads and waits for them. Recording still works afterwards, with
     /// the last load values frozen.
     pub fn shutdown(&self) {
         if let Ok(mut sampler) = self.shared.sampler.lock()
             && let Some(mut sampler) = sampler.take()
         {
             sampler.stop();
+        }
+        #[cfg(feature = "nvml")]
+        if let Ok(mut nvml) = self.shared.nvml.lock()
+            && let Some(mut nvml) = nvml.take()
+        {
+            nvml.stop();
         }
     }
 }

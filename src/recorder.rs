@@ -7,7 +7,8 @@ use crate::clock::Clock;
 use crate::load::LoadCells;
 use crate::window::{RollingWindow, WindowConfig, WindowStats};
 
-/// Records timed calls into a [`RollingWindow`], attributing the latest load sample to each.
+/// Records timed calls into a [`RollingWindow`], attributing to each the load observed over
+/// its span: the GPU samples NVML took during the call, and the latest value of the rest.
 ///
 /// Use it directly to time code that is not an ONNX session (a PyTorch call, a whole
 /// request), or through [`InstrumentedSession`](crate::InstrumentedSession). Recording takes
@@ -59,7 +60,7 @@ impl Recorder {
     /// Records a call that ended at clock time `end` and took `duration_nanos`.
     #[inline]
     pub fn record_at(&self, end: u64, duration_nanos: u64) {
-        let load = self.shared.loads.latest();
+        let load = self.shared.loads.observed(end.saturating_sub(duration_nanos), end);
         self.shared.window.record(end, duration_nanos, &load);
     }
 

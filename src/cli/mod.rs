@@ -1,6 +1,10 @@
 //! Command-line parsing and dispatch.
 
+#[cfg(feature = "defender")]
+mod fleet;
 mod inputs;
+#[cfg(feature = "defender")]
+mod report;
 mod run;
 mod status;
 
@@ -21,6 +25,12 @@ struct Cli {
 enum Command {
     /// Run a model in a loop, time every inference and print live window statistics.
     Run(run::RunArgs),
+    /// Print this device's Device Defender report now (JSON, or CBOR with --cbor).
+    #[cfg(feature = "defender")]
+    Report(report::ReportArgs),
+    /// Check Device Defender reports on an MQTT broker and respond as the AWS service does.
+    #[cfg(feature = "defender")]
+    Fleet(fleet::FleetArgs),
 }
 
 /// An error that ends the command: the message and the exit status.
@@ -47,6 +57,10 @@ pub(crate) fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        #[cfg(feature = "defender")]
+        Command::Report(args) => report::report(args),
+        #[cfg(feature = "defender")]
+        Command::Fleet(args) => fleet::fleet(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

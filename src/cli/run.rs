@@ -57,6 +57,40 @@ pub(crate) struct RunArgs {
     /// Print one JSON snapshot per second on stdout, one object per line.
     #[arg(long)]
     json: bool,
+
+    /// Configuration file (TOML), such as one with a [defender] section.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[cfg(feature = "defender")]
+    #[command(flatten)]
+    defender: Box<super::report::DefenderArgs>,
+    /// GPU load through NVML: auto (when the NVIDIA driver is installed), nvml (required:
+    /// fail without it) or off.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "nvml", "off"])]
+    gpu: String,
+
+    /// A GPU to sample, by NVML index or UUID; repeat for several. Default: the GPUs this
+    /// process uses, otherwise GPU 0.
+    #[arg(long = "gpu-id", value_name = "ID")]
+    gpu_ids: Vec<String>,
+
+    /// Export metrics over OTLP to this collector URL, such as http://127.0.0.1:4318.
+    /// Setting OTEL_EXPORTER_OTLP_ENDPOINT also turns export on.
+    #[cfg(feature = "otel")]
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+
+    /// OTLP transport: grpc or http/protobuf. Default: OTEL_EXPORTER_OTLP_PROTOCOL, else
+    /// http/protobuf.
+    #[cfg(feature = "otel")]
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    otlp_protocol: Option<inferwatch::otel::Protocol>,
+}
+
+#[cfg(feature = "otel")]
+fn parse_protocol(text: &str) -> Result<inferwatch::otel::Protocol, String> {
+    text.parse()
 }
 
 fn parse_backend(text: &str) -> Result<BackendKind, String> {
@@ -99,10 +133,20 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             .map_err(|e: String| Failure::input(format!("--load-file {text}: {e}")))?;
         builder = builder.load_source(FileSource::new(path, kind));
     }
+    builder = configure_gpu(builder, &args)?;
     let monitor = builder
         .build()
         .map_err(|e| Failure::runtime(format!("failed to start the sampler thread: {e}")))?;
 
+    #[cfg(feature = "defender")]
+    let reporting = super::report::start(&args.defender, args.config.as_deref(), &monitor)?;
+    #[cfg(not(feature = "defender"))]
+    if let Some(path) = &args.config {
+        inferwatch::config::Config::load(path).map_err(Failure::input)?;
+    }
+
+    #[cfg(feature = "otel")]
+    let exporter = start_exporter(&monitor, &args)?;
     let (session, inputs) = open_session(&monitor, &args)?;
     // One checked run before the loop: a wrong input fails here with a clear error.
     session.run(inputs.clone()).map_err(Failure::input)?;
@@ -156,13 +200,91 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         let _ = worker.join();
     }
     status.finish();
+    #[cfg(feature = "defender")]
+    if let Some(reporting) = reporting {
+        reporting.stop();
+    }
     monitor.shutdown();
+    #[cfg(feature = "otel")]
+    if let Some(exporter) = exporter {
+        stop_exporter(&exporter);
+    }
     if args.json {
         report(&monitor, &mut std::io::stdout().lock());
     } else {
         super::status::print_summary(started.elapsed(), &monitor.snapshot());
     }
     Ok(())
+}
+
+/// Applies `--gpu` and `--gpu-id`: with `nvml` or a GPU id, NVML must open or the run fails.
+#[cfg(feature = "nvml")]
+fn configure_gpu(
+    builder: inferwatch::MonitorBuilder,
+    args: &RunArgs,
+) -> Result<inferwatch::MonitorBuilder, Failure> {
+    use inferwatch::load::nvml::{GpuId, NvmlGpus, NvmlOptions};
+    if args.gpu == "off" {
+        return Ok(builder.without_nvml());
+    }
+    let gpus = args
+        .gpu_ids
+        .iter()
+        .map(|text| text.parse::<GpuId>().map_err(|e| Failure::input(format!("--gpu-id: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.gpu == "auto" && gpus.is_empty() {
+        return Ok(builder);
+    }
+    let gpus =
+        NvmlGpus::open(&NvmlOptions { gpus, ..NvmlOptions::default() }).map_err(Failure::input)?;
+    Ok(builder.nvml(gpus))
+}
+
+#[cfg(not(feature = "nvml"))]
+fn configure_gpu(
+    builder: inferwatch::MonitorBuilder,
+    args: &RunArgs,
+) -> Result<inferwatch::MonitorBuilder, Failure> {
+    if args.gpu == "nvml" || !args.gpu_ids.is_empty() {
+        return Err(Failure::input(
+            "NVML is not part of this build: rebuild with --features nvml, or pass --gpu off",
+        ));
+    }
+    Ok(builder)
+}
+
+/// Starts the OTLP exporter when `--otlp-endpoint` or an `OTEL_*` endpoint variable is set.
+#[cfg(feature = "otel")]
+fn start_exporter(
+    monitor: &Monitor,
+    args: &RunArgs,
+) -> Result<Option<inferwatch::otel::OtelExporter>, Failure> {
+    use inferwatch::otel::{OtelConfig, OtelExporter};
+    let config = OtelConfig {
+        endpoint: args.otlp_endpoint.clone(),
+        protocol: args.otlp_protocol,
+        model_name: Some(args.model.display().to_string()),
+        ..OtelConfig::default()
+    };
+    if !config.endpoint_configured() {
+        return Ok(None);
+    }
+    OtelExporter::start(monitor, &config).map(Some).map_err(Failure::input)
+}
+
+/// Exports one last time and logs the export counts.
+#[cfg(feature = "otel")]
+fn stop_exporter(exporter: &inferwatch::otel::OtelExporter) {
+    if let Err(error) = exporter.shutdown() {
+        tracing::warn!("{error}");
+    }
+    let counts = exporter.counts();
+    tracing::info!(
+        endpoint = exporter.endpoint(),
+        exported = counts.exported,
+        failed = counts.failed,
+        "OTLP exporter stopped"
+    );
 }
 
 /// Picks a slot length: 5 s for the usual windows, shorter for windows under a minute so

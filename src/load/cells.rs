@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crossbeam_utils::CachePadded;
 
+use super::timeline::GpuTimelines;
+
 /// Number of [`LoadKind`]s.
 pub const LOAD_KINDS: usize = 4;
 
@@ -100,7 +102,8 @@ fn encode(percent: f64) -> u32 {
     (percent.clamp(0.0, 100_000.0) * 100.0).round() as u32
 }
 
-/// The latest value of each [`LoadKind`], written by samplers and read by the hot path.
+/// The latest value of each [`LoadKind`], written by samplers and read by the hot path,
+/// and the timestamped GPU samples that inferences are matched against.
 ///
 /// Each cell is written by whichever source owns that metric and read with relaxed loads:
 /// a reader sees either the previous or the new value, and values of different kinds may
@@ -108,11 +111,15 @@ fn encode(percent: f64) -> u32 {
 #[derive(Debug)]
 pub struct LoadCells {
     values: CachePadded<[AtomicU32; LOAD_KINDS]>,
+    gpu_timelines: GpuTimelines,
 }
 
 impl Default for LoadCells {
     fn default() -> Self {
-        LoadCells { values: CachePadded::new(std::array::from_fn(|_| AtomicU32::new(ABSENT))) }
+        LoadCells {
+            values: CachePadded::new(std::array::from_fn(|_| AtomicU32::new(ABSENT))),
+            gpu_timelines: GpuTimelines::default(),
+        }
     }
 }
 
@@ -132,5 +139,22 @@ impl LoadCells {
     #[inline]
     pub fn latest(&self) -> LoadSample {
         LoadSample { values: std::array::from_fn(|i| self.values[i].load(Ordering::Relaxed)) }
+    }
+
+    /// Returns the load observed by a call that ran from `start_nanos` to `end_nanos`
+    /// (recorder clock): the latest values, with [`LoadKind::Gpu`] taken from the GPU
+    /// timelines when an NVML sampler feeds them.
+    #[inline]
+    pub fn observed(&self, start_nanos: u64, end_nanos: u64) -> LoadSample {
+        let mut sample = self.latest();
+        if let Some(gpu) = self.gpu_timelines.observe(start_nanos, end_nanos) {
+            sample.values[LoadKind::Gpu as usize] = gpu;
+        }
+        sample
+    }
+
+    /// Returns the GPU timelines that NVML samplers push to.
+    pub fn gpu_timelines(&self) -> &GpuTimelines {
+        &self.gpu_timelines
     }
 }

@@ -4,18 +4,26 @@
 //! stores the latest value of each [`LoadKind`] in [`LoadCells`]. The hot path reads those
 //! cells with one relaxed atomic load each and never calls a source itself.
 //!
+//! GPU utilization from NVML (feature `nvml`) also keeps timestamped samples, so that each
+//! inference is attributed the GPU load observed during its own span; see [`GpuTimeline`].
+//!
 //! A source that fails or returns nothing makes its metric absent: absent metrics are
 //! reported as `null`, never as zero.
 
 mod cells;
 mod file;
+#[cfg(feature = "nvml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
+pub mod nvml;
 mod proc;
 mod sampler;
+mod timeline;
 
 pub use cells::{LOAD_KINDS, LoadCells, LoadKind, LoadSample};
 pub use file::{FileSource, read_number};
 pub use proc::{ProcCpu, SystemTicks, read_process_cpu_ticks, read_system_cpu_ticks};
 pub use sampler::{DEFAULT_SAMPLE_PERIOD, Sampler};
+pub use timeline::{GpuTimeline, GpuTimelines, MAX_GPUS, TIMELINE_CAPACITY};
 
 use crate::error::LoadError;
 

@@ -80,12 +80,12 @@ impl ProcCpu {
         let stat = std::fs::read_to_string(&stat_path)
             .map_err(|source| LoadError::ReadFile { path: stat_path.clone(), source })?;
         let system = read_system_cpu_ticks(&stat)
-            .ok_or_else(|| LoadError::Parse { path: stat_path, what: "aggregate cpu line" })?;
+            .ok_or(LoadError::Parse { path: stat_path, what: "aggregate cpu line" })?;
         let pid_path = self.proc_root.join(&self.pid).join("stat");
         let pid_stat = std::fs::read_to_string(&pid_path)
             .map_err(|source| LoadError::ReadFile { path: pid_path.clone(), source })?;
         let own = read_process_cpu_ticks(&pid_stat)
-            .ok_or_else(|| LoadError::Parse { path: pid_path, what: "utime and stime" })?;
+            .ok_or(LoadError::Parse { path: pid_path, what: "utime and stime" })?;
         Ok((system, own))
     }
 }

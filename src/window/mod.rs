@@ -294,6 +294,30 @@ impl RollingWindow {
         }
     }
 
+    /// Returns the epoch of clock time `now_nanos`: the number of whole slot lengths since
+    /// the clock's origin. Slot `epoch` covers `[epoch, epoch + 1)` slot lengths.
+    pub fn epoch_at(&self, now_nanos: u64) -> u64 {
+        self.epoch(now_nanos)
+    }
+
+    /// Sums the slots of epochs `first..=last` that still hold those epochs. A slot reused
+    /// for a newer epoch (more than the window's span ago) is skipped, as in [`Self::stats`].
+    pub fn stats_of_epochs(&self, first: u64, last: u64) -> WindowStats {
+        let slots = last.saturating_sub(first) + 1;
+        let mut stats = WindowStats::empty(self.slot_nanos.saturating_mul(slots));
+        if first > last {
+            return stats;
+        }
+        for stripe in self.stripes.iter() {
+            for epoch in first..=last {
+                let slot = &stripe[(epoch & self.ring_mask) as usize];
+                stats.add_slot(slot, (epoch + 1) << 1);
+            }
+        }
+        stats.dropped = self.dropped.load(Ordering::Relaxed);
+        stats
+    }
+
     /// Sums the slots that cover the trailing `span` at clock time `now_nanos`.
     ///
     /// The span is rounded up to whole slots and capped at the window, and it includes the

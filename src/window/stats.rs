@@ -32,7 +32,7 @@ pub struct WindowStats {
 }
 
 impl WindowStats {
-    pub(super) fn empty(span_nanos: u64) -> Self {
+    pub(crate) fn empty(span_nanos: u64) -> Self {
         WindowStats {
             span: Duration::from_nanos(span_nanos),
             count: 0,
@@ -80,6 +80,39 @@ impl WindowStats {
             self.load_sum[kind] += load_sum[kind];
             self.load_count[kind] += load_count[kind];
         }
+    }
+
+    /// Adds the counts of `other`, as if its slots had been read into this one.
+    pub fn merge(&mut self, other: &WindowStats) {
+        self.span += other.span;
+        self.count += other.count;
+        self.failed += other.failed;
+        self.dropped = self.dropped.max(other.dropped);
+        self.sum_nanos += other.sum_nanos;
+        self.min_nanos = self.min_nanos.min(other.min_nanos);
+        self.max_nanos = self.max_nanos.max(other.max_nanos);
+        for kind in 0..LOAD_KINDS {
+            self.load_sum[kind] += other.load_sum[kind];
+            self.load_count[kind] += other.load_count[kind];
+        }
+        for (total, &count) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *total += count;
+        }
+    }
+
+    /// Returns, for each histogram bucket that holds more records here than in `earlier`,
+    /// the bucket's midpoint in nanoseconds and the difference in count.
+    ///
+    /// `earlier` is meant to be an earlier read of the same growing total, so no bucket
+    /// shrinks; one that does counts as unchanged.
+    pub fn histogram_since(&self, earlier: &WindowStats) -> Vec<(f64, u64)> {
+        self.buckets
+            .iter()
+            .zip(earlier.buckets.iter())
+            .enumerate()
+            .filter(|(_, (now, before))| now > before)
+            .map(|(index, (now, before))| (histogram::bucket_mid(index), now - before))
+            .collect()
     }
 
     /// Returns the mean duration in nanoseconds, or `None` without records.
