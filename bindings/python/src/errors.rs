@@ -18,7 +18,7 @@
 
 use std::fmt::Display;
 
-use inferwatch::SessionError;
+use inferwatch::{OtelError, SessionError};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -46,9 +46,7 @@ pub(crate) enum Kind {
     Input,
     /// `ConfigError`.
     Config,
-    /// `ExportError`. Nothing in this build raises it yet: it exists so that code can catch
-    /// export failures once exporters are exposed.
-    #[allow(dead_code, reason = "part of the public hierarchy; raised by exporters")]
+    /// `ExportError`.
     Export,
 }
 
@@ -181,5 +179,14 @@ pub(crate) fn session_error(py: Python<'_>, failure: SessionError) -> PyErr {
             error(py, Kind::Config, failure)
         }
         other => error(py, Kind::Base, other),
+    }
+}
+
+/// Maps an OpenTelemetry exporter error: an invalid setting or endpoint raises
+/// `ConfigError`, a failed export `ExportError`.
+pub(crate) fn otel_error(py: Python<'_>, failure: OtelError) -> PyErr {
+    match failure {
+        OtelError::Config(_) | OtelError::Build { .. } => error(py, Kind::Config, failure),
+        other => error(py, Kind::Export, other),
     }
 }

@@ -5,13 +5,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use inferwatch::load::FileSource;
+use inferwatch::otel::{OtelConfig, OtelExporter};
 use inferwatch::window::DEFAULT_SLOT;
 use inferwatch::{LoadKind, Recorder, WindowConfig};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use crate::errors::{Kind, config_error, error, input_error, invalid_argument};
+use crate::errors::{Kind, config_error, error, input_error, invalid_argument, otel_error};
 
 /// Largest window or sample period accepted, in seconds (about 31 years); keeps the
 /// conversion to `Duration` in range.
@@ -22,6 +23,8 @@ pub(crate) struct Monitor {
     inner: inferwatch::Monitor,
     window: f64,
     load_files: Vec<(LoadKind, PathBuf)>,
+    /// The OTLP exporter, when one was configured; dropping it exports once more.
+    exporter: Option<OtelExporter>,
 }
 
 impl Monitor {
@@ -31,20 +34,35 @@ impl Monitor {
 
     /// Builds a monitor with the default window, as `Monitor()` does.
     pub(crate) fn build_default(py: Python<'_>) -> PyResult<Self> {
-        Monitor::new(py, 300.0, None, 0.5, true)
+        Monitor::new(py, 300.0, None, 0.5, true, None, None, None, None)
     }
 }
 
 #[pymethods]
 impl Monitor {
     #[new]
-    #[pyo3(signature = (window=300.0, *, load_files=None, sample_period=0.5, proc_cpu=true))]
+    #[pyo3(signature = (
+        window=300.0,
+        *,
+        load_files=None,
+        sample_period=0.5,
+        proc_cpu=true,
+        otlp_endpoint=None,
+        otlp_protocol=None,
+        export_interval=None,
+        service_name=None,
+    ))]
+    #[allow(clippy::too_many_arguments, reason = "the keyword arguments of Monitor()")]
     fn new(
         py: Python<'_>,
         window: f64,
         load_files: Option<&Bound<'_, PyDict>>,
         sample_period: f64,
         proc_cpu: bool,
+        otlp_endpoint: Option<String>,
+        otlp_protocol: Option<&str>,
+        export_interval: Option<f64>,
+        service_name: Option<String>,
     ) -> PyResult<Self> {
         let origin = "Monitor()";
         let span = seconds(window).ok_or_else(|| {
@@ -92,10 +110,68 @@ impl Monitor {
                 files.push((kind, path));
             }
         }
+        let protocol = otlp_protocol
+            .map(|text| {
+                text.parse().map_err(|message: String| {
+                    config_error(py, format!("invalid otlp_protocol in {origin}: {message}"))
+                })
+            })
+            .transpose()?;
+        let interval = export_interval
+            .map(|value| {
+                seconds(value).ok_or_else(|| {
+                    invalid_argument(
+                        py,
+                        origin,
+                        "export_interval",
+                        value,
+                        "expected a positive number of seconds",
+                    )
+                })
+            })
+            .transpose()?;
+        let otel = OtelConfig {
+            endpoint: otlp_endpoint,
+            protocol,
+            interval,
+            service_name,
+            ..OtelConfig::default()
+        };
         let inner = builder.build().map_err(|e| {
             error(py, Kind::Base, format!("failed to start the load sampler thread: {e}"))
         })?;
-        Ok(Monitor { inner, window: span.as_secs_f64(), load_files: files })
+        let exporter = if otel.endpoint_configured() {
+            Some(OtelExporter::start(&inner, &otel).map_err(|e| otel_error(py, e))?)
+        } else {
+            None
+        };
+        Ok(Monitor { inner, window: span.as_secs_f64(), load_files: files, exporter })
+    }
+
+    /// The endpoint metrics are exported to, or None without an exporter.
+    #[getter]
+    fn otlp_endpoint(&self) -> Option<&str> {
+        self.exporter.as_ref().map(OtelExporter::endpoint)
+    }
+
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(exporter) = &self.exporter else {
+            return Err(config_error(
+                py,
+                "flush() needs an exporter: pass otlp_endpoint= to Monitor() or set \
+                 OTEL_EXPORTER_OTLP_ENDPOINT",
+            ));
+        };
+        // The export is a network call: other Python threads run meanwhile.
+        py.detach(|| exporter.force_flush()).map_err(|e| otel_error(py, e))
+    }
+
+    fn export_counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        let counts = self.exporter.as_ref().map(OtelExporter::counts).unwrap_or_default();
+        dict.set_item("exported", counts.exported)?;
+        dict.set_item("failed", counts.failed)?;
+        Ok(dict)
     }
 
     /// The window span in seconds, rounded up to whole slots.

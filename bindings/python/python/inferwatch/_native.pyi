@@ -59,7 +59,8 @@ class ConfigError(InferwatchError, ValueError):
     """
 
 class ExportError(InferwatchError):
-    """An exporter failed to send metrics or reports."""
+    """An exporter failed to send metrics, such as ``Monitor.flush()`` to a collector
+    that is not reachable."""
 
 @final
 class TensorInfo:
@@ -106,10 +107,23 @@ class Monitor:
             snapshots.
         sample_period: seconds between two reads of the load sources.
         proc_cpu: read system and foreign CPU load from ``/proc``.
+        otlp_endpoint: export the window's metrics to this OpenTelemetry collector, such
+            as ``http://127.0.0.1:4318`` (``/v1/metrics`` is appended to an HTTP URL
+            without a path). Without it, metrics are exported only when the
+            ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``
+            variable is set. The other ``OTEL_*`` variables (headers, resource
+            attributes) apply too.
+        otlp_protocol: ``"http/protobuf"`` (the default) or ``"grpc"``.
+        export_interval: seconds between two exports; 60 by default.
+        service_name: the ``service.name`` resource attribute.
+
+    The exporter sends from its own thread and never blocks recording: an unreachable
+    collector makes exports fail, counted in ``export_counts()``. The monitor exports once
+    more when it is garbage collected.
 
     Raises:
-        ConfigError: a window or period that is not a positive number of seconds, or an
-            unknown metric name.
+        ConfigError: a window, period or interval that is not a positive number of
+            seconds, an unknown metric name or protocol, or an invalid endpoint.
     """
 
     def __new__(
@@ -119,6 +133,10 @@ class Monitor:
         load_files: Optional[dict[str, Union[str, os.PathLike[str]]]] = None,
         sample_period: float = 0.5,
         proc_cpu: bool = True,
+        otlp_endpoint: Optional[str] = None,
+        otlp_protocol: Optional[str] = None,
+        export_interval: Optional[float] = None,
+        service_name: Optional[str] = None,
     ) -> Self: ...
     @property
     def window(self) -> float:
@@ -127,6 +145,23 @@ class Monitor:
     @property
     def load_files(self) -> dict[str, pathlib.Path]:
         """The load files by full metric name."""
+
+    @property
+    def otlp_endpoint(self) -> Optional[str]:
+        """The URL metrics are exported to, or ``None`` without an exporter."""
+
+    def flush(self) -> None:
+        """Export the metrics now and wait until the collector answered.
+
+        Raises:
+            ExportError: the export failed, for example because the collector is not
+                reachable.
+            ConfigError: the monitor has no exporter.
+        """
+
+    def export_counts(self) -> dict[str, int]:
+        """Return the number of exports that succeeded (``exported``) and failed
+        (``failed``) so far; both are 0 without an exporter."""
 
     def measure(self) -> Measure:
         """Return a context manager and decorator that times inference code.
