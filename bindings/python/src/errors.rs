@@ -35,7 +35,7 @@ struct ExceptionTypes {
 
 static TYPES: PyOnceLock<ExceptionTypes> = PyOnceLock::new();
 
-/// Which exception class an error maps onto.
+/// The exception class an error maps onto.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Kind {
     /// `InferwatchError` itself.
@@ -151,9 +151,9 @@ pub(crate) fn invalid_argument(
 
 /// Maps a session error onto the exception hierarchy.
 ///
-/// Reading, decoding and loading the model raise `ModelError`; the input checks raise
-/// `InputError`; a missing backend or runtime library raises `ConfigError`; a failure while
-/// the backend runs raises `InferwatchError`.
+/// Reading, decoding and loading the model raise `ModelError`. The input checks raise
+/// `InputError`, and a missing backend or runtime library raises `ConfigError`. A failure
+/// while the backend runs raises `InferwatchError`.
 pub(crate) fn session_error(py: Python<'_>, failure: SessionError) -> PyErr {
     match failure {
         SessionError::UnsupportedOperator { path, backend, node, op } => error(

@@ -12,8 +12,8 @@ import inferwatch
 
 
 class Receiver(http.server.ThreadingHTTPServer):
-    """An OTLP/HTTP endpoint on 127.0.0.1 that stores each request and answers with an
-    empty ExportMetricsServiceResponse (an empty protobuf message)."""
+    """An OTLP/HTTP endpoint on 127.0.0.1 that stores each request and returns an empty
+    ExportMetricsServiceResponse (an empty protobuf message)."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ReceiverHandler)
