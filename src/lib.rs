@@ -70,6 +70,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod bench;
 mod clock;
 pub mod error;
 pub mod load;
@@ -80,7 +81,7 @@ mod snapshot;
 pub mod window;
 
 pub use clock::{Clock, ManualClock};
-pub use error::{ConfigError, LoadError, NpyError, SessionError};
+pub use error::{BaselineError, ConfigError, LoadError, NpyError, PlotError, SessionError};
 pub use load::{LoadCells, LoadKind, LoadSample, LoadSource};
 pub use monitor::{Monitor, MonitorBuilder};
 pub use recorder::Recorder;
