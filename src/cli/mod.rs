@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod bench;
 mod inputs;
 mod run;
 mod status;
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run a model in a loop, time every inference and print live window statistics.
     Run(run::RunArgs),
+    /// Time a model many times: latency distribution, drift against a saved baseline, a plot.
+    Bench(bench::BenchArgs),
 }
 
 /// An error that ends the command: the message and the exit status.
@@ -47,6 +50,7 @@ pub(crate) fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
