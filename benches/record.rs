@@ -3,9 +3,9 @@
 //! on two threads recording at once. Results and the machine are in `benches/README.md`.
 //!
 //! Every competitor records the same 16 latencies (1.2–3.1 ms) in turn. In the two-thread
-//! groups each thread makes N records at the same time as the other; the reported time is
-//! the wall time of the slower thread divided by N, so it is the cost of one record as seen
-//! by a thread while the other one also records, and the throughput counts both threads.
+//! groups, both threads make N records at the same time. The reported time is the wall time
+//! of the slower thread divided by N: the cost of one record to a thread while the other
+//! thread also records. The throughput counts the records of both threads.
 
 use std::hint::black_box;
 use std::sync::{Barrier, Mutex};
@@ -61,8 +61,8 @@ impl PushMetricExporter for DiscardExporter {
     }
 }
 
-/// A histogram of seconds on an SDK meter provider with a periodic reader and the default
-/// bucket boundaries, as an application would set it up.
+/// Creates a histogram of seconds on an SDK meter provider with a periodic reader and the
+/// default bucket boundaries, as an application would set it up.
 fn otel_histogram() -> (SdkMeterProvider, opentelemetry::metrics::Histogram<f64>) {
     let reader =
         PeriodicReader::builder(DiscardExporter).with_interval(Duration::from_secs(3600)).build();
@@ -179,8 +179,8 @@ fn one_thread(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs two threads that each build a recorder with `make` and call it `iters` times, both
-/// starting at once; returns the wall time of the slower one.
+/// Runs two threads that each build a recorder with `make` and call it `iters` times. Both
+/// start at once, and the wall time of the slower one is returned.
 fn two_threads<M, F>(iters: u64, make: M) -> Duration
 where
     M: Fn() -> F + Sync,

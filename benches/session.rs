@@ -4,8 +4,8 @@
 //! loads, ONNX Runtime. Results and the machine are in `benches/README.md`.
 //!
 //! The difference between two runs of a 2 ms model is smaller than the run-to-run noise of
-//! a busy machine, so the `session/wrapper` group also times the wrapper around a backend
-//! that returns at once: that is the overhead itself, to be divided by the model's time.
+//! a busy machine. So the `session/wrapper` group also times the wrapper around a backend
+//! that returns at once, which measures the overhead itself, to divide by the model's time.
 //! Copying the input tensors happens outside the timed part in every bench.
 
 use std::sync::Arc;

@@ -206,7 +206,7 @@ pub enum BaselineError {
     Format {
         /// The file path.
         path: PathBuf,
-        /// What the parser reported.
+        /// The parser's message.
         detail: String,
     },
     /// The file was written in a format version this build does not read.
@@ -230,13 +230,13 @@ pub enum BaselineError {
     Mismatch {
         /// The file path.
         path: PathBuf,
-        /// What the baseline was recorded for.
+        /// The model or backend of the baseline.
         expected: String,
-        /// What this run uses.
+        /// The model or backend of this run.
         actual: String,
     },
-    /// The baseline holds no latency samples.
-    #[error("baseline {path} holds no latency samples: record it again with --save-baseline")]
+    /// The baseline contains no latency samples.
+    #[error("baseline {path} contains no latency samples: record it again with --save-baseline")]
     Empty {
         /// The file path.
         path: PathBuf,

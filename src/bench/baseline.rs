@@ -112,7 +112,7 @@ impl Baseline {
             .map_err(|source| BaselineError::Io { path: path.to_owned(), source })
     }
 
-    /// Reads a baseline from `path` and checks its format version and that it holds samples.
+    /// Reads a baseline from `path` and checks its format version and that it contains samples.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, BaselineError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)

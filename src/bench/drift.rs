@@ -1,7 +1,7 @@
 //! The drift test: did latency change between a baseline run and the current one?
 //!
 //! Two tests look at the same samples. The Mann–Whitney U test (normal approximation with
-//! tie correction and continuity correction) asks whether one run's latencies tend to be
+//! tie correction and continuity correction) tests whether one run's latencies tend to be
 //! larger than the other's, whatever their distribution. A percentile bootstrap interval on
 //! the ratio of the medians says by how much. A regression is declared only when both agree:
 //! the rank test finds the current run slower at significance `alpha`, and the whole interval
@@ -177,6 +177,7 @@ pub fn mann_whitney(baseline: &[u64], current: &[u64]) -> MannWhitney {
         tie_term += tied * tied * tied - tied;
         start = end;
     }
+
     let n = n1 + n2;
     let u = current_rank_sum - n2 * (n2 + 1.0) / 2.0;
     let mean = n1 * n2 / 2.0;
@@ -282,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn normal_tail_at_1_96_is_2_5_percent() {
+    fn normal_tail_at_1_96() {
         assert!((normal_upper_tail(1.959_963_984_540_054) - 0.025).abs() < 1e-8);
     }
 

@@ -3,8 +3,8 @@
 //!
 //! `inferwatch bench` runs a model many times, keeps every latency as a [`Sample`], and turns
 //! them into a [`Summary`] (mean, standard deviation, p50/p90/p99, throughput). A
-//! [`Baseline`] stores the samples of one run as JSON so that a later run, on the same model
-//! and machine, can be compared against it with [`compare`]: a Mann–Whitney U test and a
+//! [`Baseline`] stores the samples of one run as JSON, so that [`compare`] can check a later
+//! run of the same model on the same machine against it. A Mann–Whitney U test and a
 //! bootstrap interval on the ratio of medians decide whether latency drifted beyond a
 //! threshold. [`plot`] draws the latency over time and its distribution to SVG or PNG.
 //!

@@ -259,8 +259,8 @@ enum Limit {
 }
 
 fn style(template: &str) -> ProgressStyle {
-    // The templates are constants of this file, so a parse error is a bug caught by the
-    // end-to-end test; the default style keeps the command running regardless.
+    // The templates are constants of this file, so the end-to-end tests catch a parse error.
+    // The default style keeps the command running even then.
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
