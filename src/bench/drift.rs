@@ -294,7 +294,7 @@ mod tests {
         // Mean 4.5, variance 9/12 × 7 = 5.25.
         assert!((test.z - 4.5 / 5.25f64.sqrt()).abs() < 1e-12);
         assert!((test.p_slower - normal_upper_tail(4.0 / 5.25f64.sqrt())).abs() < 1e-12);
-        assert!((test.p_faster - normal_upper_tail(5.0 / 5.25f64.sqrt())).abs() < 1e-12);
+        assert!((test.p_faster - normal_upper_tail(-5.0 / 5.25f64.sqrt())).abs() < 1e-12);
     }
 
     #[test]
