@@ -136,6 +136,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     if let Some(path) = &args.plot {
         let title = format!("{} ({})", args.model.display(), args.backend);
+        // NOTE: `bench` runs no detection profile, so the plot has no alarm markers.
         inferwatch::bench::plot(path, &samples, &[], &title).map_err(Failure::input)?;
     }
 
