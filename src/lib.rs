@@ -47,6 +47,7 @@
 //! - `nvml` (default): GPU load through NVML, opened at run time.
 //! - `otel` (default): OpenTelemetry metrics over OTLP.
 //! - `defender` (default): AWS IoT Device Defender metric reports over MQTT.
+//! - `plot` (with `cli`): SVG and PNG latency plots of benchmark runs, [`bench::plot`].
 //! - `cli` (default): the `inferwatch` command.
 //!
 //! # Limitations
