@@ -3,7 +3,7 @@
 //! Policy: every fallible operation returns the error type of its family ([`SessionError`]
 //! for loading and running models, [`NpyError`] for tensor files, [`LoadError`] for load
 //! sources, [`ConfigError`] for configuration, [`OtelError`] for the OpenTelemetry
-//! exporter). Messages are lowercase, have no final period, name the value that failed and
+//! exporter, [`BaselineError`] and [`PlotError`] for benchmarks). Messages are lowercase, have no final period, name the value that failed and
 //! where it came from, and end with the usual fix when there is one. Nothing in the library panics on input; a panic is a bug.
 
 use std::path::PathBuf;
@@ -373,6 +373,86 @@ pub enum OtelError {
         /// The collector endpoint.
         endpoint: String,
         /// The SDK's message.
+        detail: String,
+    },
+}
+
+/// An error while reading, writing or checking a benchmark baseline file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BaselineError {
+    /// The file cannot be read or written.
+    #[error("failed to access baseline {path}: {source}: record one with --save-baseline")]
+    Io {
+        /// The file path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not JSON, or not a baseline.
+    #[error("{path} is not a valid baseline file ({detail}): record it again with --save-baseline")]
+    Format {
+        /// The file path.
+        path: PathBuf,
+        /// The parser's message.
+        detail: String,
+    },
+    /// The file was written in a format version this build does not read.
+    #[error(
+        "baseline {path} has format version {found}, but this inferwatch reads version \
+         {expected}: record it again with --save-baseline"
+    )]
+    Version {
+        /// The file path.
+        path: PathBuf,
+        /// The version in the file.
+        found: u64,
+        /// The version this build reads and writes.
+        expected: u32,
+    },
+    /// The baseline was recorded for other model contents or another backend.
+    #[error(
+        "baseline {path} was recorded for {expected}, but this run uses {actual}: compare \
+         against a baseline of the same model and backend, or record one with --save-baseline"
+    )]
+    Mismatch {
+        /// The file path.
+        path: PathBuf,
+        /// The model or backend of the baseline.
+        expected: String,
+        /// The model or backend of this run.
+        actual: String,
+    },
+    /// The baseline contains no latency samples.
+    #[error("baseline {path} contains no latency samples: record it again with --save-baseline")]
+    Empty {
+        /// The file path.
+        path: PathBuf,
+    },
+}
+
+/// An error while drawing a latency plot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlotError {
+    /// The file name does not end in a supported extension.
+    #[error("cannot plot to {path}: the file name must end in .svg or .png")]
+    UnsupportedFormat {
+        /// The file path.
+        path: PathBuf,
+    },
+    /// There is nothing to plot.
+    #[error("cannot plot to {path}: the run has no latency samples")]
+    NoSamples {
+        /// The file path.
+        path: PathBuf,
+    },
+    /// Drawing or writing the file failed.
+    #[error("failed to draw plot {path}: {detail}")]
+    Draw {
+        /// The file path.
+        path: PathBuf,
+        /// The drawing library's message.
         detail: String,
     },
 }

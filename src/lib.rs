@@ -54,6 +54,7 @@
 //! - `nvml` (default): GPU load through NVML, opened at run time.
 //! - `otel` (default): OpenTelemetry metrics over OTLP.
 //! - `defender` (default): AWS IoT Device Defender metric reports over MQTT.
+//! - `plot` (with `cli`): SVG and PNG latency plots of benchmark runs, [`bench::plot`].
 //! - `cli` (default): the `inferwatch` command.
 //!
 //! # Limitations
@@ -81,6 +82,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod bench;
 mod clock;
 pub mod config;
 #[cfg(feature = "defender")]
@@ -100,7 +102,9 @@ pub mod window;
 pub use clock::{Clock, ManualClock};
 #[cfg(feature = "otel")]
 pub use error::OtelError;
-pub use error::{ConfigError, LoadError, NpyError, OrtLibraryError, SessionError};
+pub use error::{
+    BaselineError, ConfigError, LoadError, NpyError, OrtLibraryError, PlotError, SessionError,
+};
 pub use load::{LoadCells, LoadKind, LoadSample, LoadSource};
 pub use monitor::{Monitor, MonitorBuilder};
 pub use recorder::Recorder;

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod bench;
 #[cfg(feature = "defender")]
 mod fleet;
 mod inputs;
@@ -31,6 +32,8 @@ enum Command {
     /// Check Device Defender reports on an MQTT broker and respond as the AWS service does.
     #[cfg(feature = "defender")]
     Fleet(fleet::FleetArgs),
+    /// Time a model many times: latency distribution, drift against a saved baseline, a plot.
+    Bench(bench::BenchArgs),
 }
 
 /// An error that ends the command: the message and the exit status.
@@ -61,6 +64,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Report(args) => report::report(args),
         #[cfg(feature = "defender")]
         Command::Fleet(args) => fleet::fleet(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -111,11 +111,11 @@ fn parse_protocol(text: &str) -> Result<inferwatch::otel::Protocol, String> {
     text.parse()
 }
 
-fn parse_backend(text: &str) -> Result<BackendKind, String> {
+pub(super) fn parse_backend(text: &str) -> Result<BackendKind, String> {
     text.parse()
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
             Ok(Duration::from_secs_f64(secs))
@@ -387,7 +387,10 @@ fn open_session(
 
 /// Returns the model's declared inputs: parsed by tract when the run uses tract, read from
 /// a loaded session otherwise.
-fn declared_inputs(model: &Path, options: &SessionOptions) -> Result<Vec<TensorInfo>, Failure> {
+pub(super) fn declared_inputs(
+    model: &Path,
+    options: &SessionOptions,
+) -> Result<Vec<TensorInfo>, Failure> {
     match options.backend {
         BackendKind::Tract => {
             inferwatch::TractBackend::declared_inputs(model).map_err(Failure::input)
