@@ -87,8 +87,8 @@ pub enum ExecutionProvider {
     /// ONNX Runtime's CPU kernels.
     #[default]
     Cpu,
-    /// NVIDIA CUDA on device 0. Registration failing is an error
-    /// ([`SessionError::ExecutionProvider`]); the model never falls back to the CPU silently.
+    /// NVIDIA CUDA on device 0. A failed registration is an error
+    /// ([`SessionError::ExecutionProvider`]), so the model never falls back to the CPU silently.
     /// Needs the `onnxruntime-gpu` build of the library with CUDA and cuDNN installed.
     Cuda,
 }
@@ -228,6 +228,7 @@ impl OrtBackend {
             options: options.ort.clone(),
             weights: PrepackedWeights::new(),
         };
+
         let first = factory.create()?;
         let inputs = first
             .inputs()
@@ -239,6 +240,7 @@ impl OrtBackend {
             .iter()
             .map(|outlet| convert::tensor_info(path, "output", outlet))
             .collect::<Result<Vec<_>, _>>()?;
+
         // Shapes given for tract's sake must still fit the model.
         for info in &inputs {
             if let Some(shape) = options.input_shapes.get(&info.name)
@@ -251,6 +253,7 @@ impl OrtBackend {
                 });
             }
         }
+
         let max_sessions = options.ort.pool_size.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
