@@ -35,11 +35,12 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let monitor = Monitor::builder().build()?;
-//! let session = monitor.session("models/ppocr-cls/model.onnx", &SessionOptions::default())?;
-//! let input = npy::read_npy("models/ppocr-cls/x.npy")?;
+//! let inputs: TensorMap = [("x", npy::read_npy("models/ppocr-cls/x.npy")?)].into_iter().collect();
+//! // The classifier's input is [?,3,?,?]: tract optimizes for the sample's shape.
+//! let options = SessionOptions::default().with_shapes_of(&inputs);
+//! let session = monitor.session("models/ppocr-cls/model.onnx", &options)?;
 //! for _ in 0..100 {
-//!     let inputs: TensorMap = [("x", input.clone())].into_iter().collect();
-//!     session.run(inputs)?;
+//!     session.run(inputs.clone())?;
 //! }
 //! let snapshot = monitor.snapshot();
 //! println!("{} inferences, mean {:?} ms", snapshot.inference_count, snapshot.avg_inference_time);

@@ -112,3 +112,12 @@ fn threads_share_one_plan_with_exact_counts() {
     assert_eq!(stats.count, threads * runs);
     assert_eq!(stats.failed, 0);
 }
+
+#[test]
+fn free_dimensions_without_shapes_are_named() {
+    let path = model_path("ppocr-cls/model.onnx");
+    let error = TractBackend::load(&path, &SessionOptions::default()).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("x float32[?,3,?,?] have free dimensions"), "{text}");
+    assert!(text.contains("input_shapes"), "{text}");
+}

@@ -47,6 +47,7 @@ impl TractBackend {
         let load_error = |e: TractError| classify(path, e);
         let mut model = parse(path)?;
         let mut inputs = Vec::new();
+        let mut unfixed = Vec::new();
         for index in 0..model.inputs.len() {
             let mut info = input_info(path, &model, index)?;
             let declared_concrete =
@@ -67,10 +68,27 @@ impl TractBackend {
                 info.shape = Some(shape.iter().map(|&d| Some(d)).collect());
                 let fact = InferenceFact::dt_shape(datum_type(info.dtype), shape.as_slice());
                 model.set_input_fact(index, fact).map_err(load_error)?;
+            } else if !declared_concrete {
+                unfixed.push(info.to_string());
             }
             inputs.push(info);
         }
-        let typed = model.into_optimized().map_err(load_error)?;
+        let typed = model.into_optimized().map_err(|error| {
+            if unfixed.is_empty() {
+                return load_error(error);
+            }
+            // tract optimizes for fixed shapes; free dimensions it cannot resolve end here.
+            SessionError::Load {
+                path: path.to_owned(),
+                backend: NAME,
+                detail: format!(
+                    "the inputs {} have free dimensions that tract needs fixed: give their \
+                     shapes in SessionOptions::input_shapes (SessionOptions::with_shapes_of \
+                     takes them from example inputs; `inferwatch run` takes them from --input)",
+                    unfixed.join(", ")
+                ),
+            }
+        })?;
         let outputs = (0..typed.outputs.len())
             .map(|index| {
                 let fact = typed.output_fact(index).map_err(load_error)?;
