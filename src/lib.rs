@@ -71,6 +71,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
+pub mod detect;
 pub mod error;
 pub mod load;
 mod monitor;

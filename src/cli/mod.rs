@@ -1,7 +1,9 @@
 //! Command-line parsing and dispatch.
 
 mod inputs;
+mod profile;
 mod run;
+mod simulate;
 mod status;
 
 use std::process::ExitCode;
@@ -21,6 +23,10 @@ struct Cli {
 enum Command {
     /// Run a model in a loop, time every inference and print live window statistics.
     Run(run::RunArgs),
+    /// Check security profiles.
+    Profile(profile::ProfileArgs),
+    /// Simulate a CPU miner, or write the GPU feedback files.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// An error that ends the command: the message and the exit status.
@@ -47,6 +53,8 @@ pub(crate) fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Profile(args) => profile::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
