@@ -28,7 +28,7 @@ impl Default for DriftConfig {
     fn default() -> Self {
         DriftConfig {
             warmup_datapoints: 30,
-            slack: 1.0,
+            slack: 1.5,
             threshold: 8.0,
             clamp: 4.0,
             min_scale: 0.1,
@@ -76,8 +76,10 @@ pub enum DriftChange {
 /// `z = (ln x − m) / max(1.4826 · MAD, min_scale)`, clamps `z` to `±clamp`, and updates
 /// `S = max(0, S + z − slack)`. The alarm is raised when `S` exceeds `threshold` and
 /// cleared when `S` is back at zero. A step of 1.5× in the statistic adds at least
-/// `min(ln 1.5 / scale, clamp) − slack` per datapoint, so with the defaults and a scale of
-/// at most 0.1 it raises the alarm on the third shifted datapoint.
+/// `min(ln 1.5 / scale, clamp) − slack` per datapoint before noise, 2.5 with the defaults
+/// and a scale of at most 0.1, so the alarm comes on the fourth or fifth shifted datapoint.
+/// One datapoint adds at most `clamp − slack` = 2.5, so at least four outliers close
+/// together are needed to raise it.
 #[derive(Clone, Debug)]
 pub struct DriftDetector {
     config: DriftConfig,
