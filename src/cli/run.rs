@@ -156,12 +156,12 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::runtime(format!("failed to start the sampler thread: {e}")))?;
 
-    let detector = detecting.then(|| start_detector(&monitor, &args, profile)).transpose()?;
-    let alarms = detector.as_ref().map(Detector::subscribe);
-
     let (session, inputs) = open_session(&monitor, &args)?;
     // One checked run before the loop: a wrong input fails here with a clear error.
     session.run(inputs.clone()).map_err(Failure::input)?;
+    // Started once the model runs, so that the first datapoint holds inferences.
+    let detector = detecting.then(|| start_detector(&monitor, &args, profile)).transpose()?;
+    let alarms = detector.as_ref().map(Detector::subscribe);
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
