@@ -2,7 +2,7 @@
 
 use inferwatch::detect::{DriftChange, DriftConfig, DriftDetector};
 
-/// A latency of about `median_ms` with log-normal noise (sigma 0.05) and, one datapoint
+/// Draws a latency of about `median_ms` with log-normal noise (sigma 0.05) and, one datapoint
 /// in fifty, a spike that multiplies it by a Pareto draw (shape 1.5, so a heavy tail: one
 /// spike in ten is over 4.6 times the median).
 fn noisy_latency(rng: &mut fastrand::Rng, median_ms: f64) -> f64 {
@@ -32,7 +32,7 @@ fn quiet_on_stationary_heavy_tailed_noise() {
 }
 
 #[test]
-fn alarm_within_five_samples_of_a_1_5x_shift() {
+fn shift_of_half_alarms_in_five() {
     for seed in 0..20 {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut detector = DriftDetector::new(DriftConfig::default());

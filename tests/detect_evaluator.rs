@@ -33,7 +33,7 @@ fn nothing(evaluator: &mut Evaluator, t: u64) -> Vec<AlarmState> {
     evaluator.evaluate(t * SECOND, 1_000 * t, &mut source).iter().map(|e| e.state).collect()
 }
 
-/// Whether one datapoint of `value` raises the alarm for `operator` against `threshold`.
+/// Returns whether one datapoint of `value` raises the alarm for `operator` against `threshold`.
 fn violates(operator: &str, threshold: f64, value: f64) -> bool {
     let criteria =
         format!(r#"{{"comparisonOperator": "{operator}", "value": {{"number": {threshold}}}}}"#);

@@ -13,9 +13,9 @@ const SECOND: u64 = 1_000_000_000;
 const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
 fn stat_line(pid: u32, name: &str, cpu_ticks: u64, start: u64) -> String {
-    // Fields 3 to 22: state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt,
-    // majflt, cmajflt, utime, stime, cutime, cstime, priority, nice, threads, itrealvalue,
-    // starttime; utime takes all the ticks.
+    // Fields 3 to 22 are state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt,
+    // majflt, cmajflt, utime, stime, cutime, cstime, priority, nice, threads, itrealvalue
+    // and starttime. All the CPU ticks go to utime.
     format!(
         "{pid} ({name}) R 1 {pid} {pid} 0 -1 4194304 100 0 0 0 {cpu_ticks} 0 0 0 20 0 1 0 {start} 1000000 100\n"
     )
@@ -168,7 +168,7 @@ fn busy_process_stops_when_it_idles() {
         write_process(root.path(), 700, "hasher", &["hasher"], 100 * seconds);
         scanner.scan(seconds * SECOND);
     }
-    // Idle from 20 s on: the 20 s span from 10 s to 30 s holds 1000 ticks, 50 %.
+    // Idle from 20 s on: the 20 s span from 10 s to 30 s contains 1000 ticks, 50 %.
     write_process(root.path(), 700, "hasher", &["hasher"], 2000);
     assert_eq!(scanner.scan(30 * SECOND), []);
 }

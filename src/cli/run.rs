@@ -159,7 +159,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     let (session, inputs) = open_session(&monitor, &args)?;
     // One checked run before the loop: a wrong input fails here with a clear error.
     session.run(inputs.clone()).map_err(Failure::input)?;
-    // Started once the model runs, so that the first datapoint holds inferences.
+    // Started once the model runs, so that the first datapoint contains inferences.
     let detector = detecting.then(|| start_detector(&monitor, &args, profile)).transpose()?;
     let alarms = detector.as_ref().map(Detector::subscribe);
 

@@ -149,9 +149,9 @@ fn set_process_name(name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Hashes a random walk over a 2 MiB scratchpad: each step reads 64 bytes at an address
-/// taken from the last hash, hashes them with the state, and writes the result back at
-/// another address, so the load is bound by memory latency as much as by arithmetic.
+/// Hashes a random walk over a 2 MiB scratchpad. Each step reads 64 bytes at an address
+/// taken from the last hash, hashes them with the state, and writes the result at another
+/// address, so memory latency bounds the load as much as arithmetic does.
 fn hash_loop(seed: u64, stop: &AtomicBool, hashes: &AtomicU64) {
     let mut scratchpad = vec![0u8; SCRATCHPAD_BYTES];
     let mut state: [u8; 32] = Sha256::digest(seed.to_le_bytes()).into();

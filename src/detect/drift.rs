@@ -71,8 +71,8 @@ pub enum DriftChange {
 
 /// Detects a sustained rise of a latency statistic.
 ///
-/// During warm-up it stores the log of each datapoint; then it takes their median `m` and
-/// median absolute deviation, and for every later datapoint `x` it computes
+/// During warm-up it stores the log of each datapoint. It then takes their median `m` and
+/// median absolute deviation (MAD). For every later datapoint `x` it computes
 /// `z = (ln x − m) / max(1.4826 · MAD, min_scale)`, clamps `z` to `±clamp`, and updates
 /// `S = max(0, S + z − slack)`. The alarm is raised when `S` exceeds `threshold` and
 /// cleared when `S` is back at zero. A step of 1.5× in the statistic adds at least

@@ -39,7 +39,7 @@ pub struct Behavior {
     pub name: String,
     /// The metric name: an `aws:` device-side metric or a custom metric.
     pub metric: String,
-    /// What normal looks like for the metric.
+    /// The normal range of the metric.
     pub criteria: Criteria,
     /// `suppressAlerts`: the behavior is evaluated but its events are not sent to sinks.
     pub suppress_alerts: bool,
@@ -50,7 +50,7 @@ pub struct Behavior {
 pub struct Criteria {
     /// The comparison that holds for normal datapoints.
     pub operator: Operator,
-    /// What the datapoint is compared with.
+    /// The value or set the datapoint is compared with.
     pub threshold: Threshold,
     /// The trailing window the metric is aggregated over (`durationSeconds`).
     pub duration: Option<Duration>,
@@ -142,7 +142,7 @@ impl FromStr for Operator {
     }
 }
 
-/// What a datapoint is compared with.
+/// The value or set a datapoint is compared with.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Threshold {
     /// `value.number` or `value.count`.
@@ -231,7 +231,7 @@ impl fmt::Display for Cidr {
     }
 }
 
-/// How a metric's datapoints are shaped and aggregated.
+/// The shape of a metric's datapoints and their aggregation over `durationSeconds`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricKind {
     /// A number that stands for itself: a `durationSeconds` window takes the mean.
@@ -290,7 +290,7 @@ pub fn metric_kind(name: &str) -> Result<MetricKind, String> {
 pub struct Problem {
     /// A JSONPath such as `$[0].criteria.value.number`.
     pub path: String,
-    /// What is wrong and what would be valid.
+    /// The problem and the valid form.
     pub message: String,
 }
 
@@ -315,7 +315,7 @@ pub enum ProfileError {
     /// The text is not valid JSON, or the profile breaks the rules of Device Defender.
     #[error("invalid profile {origin}: {}", format_problems(.problems))]
     Invalid {
-        /// Where the profile came from: a path or a profile name.
+        /// The origin of the profile: a path or a profile name.
         origin: String,
         /// Every problem, in document order.
         problems: Vec<Problem>,
@@ -367,7 +367,7 @@ impl Profile {
     }
 
     /// Parses and validates a profile: a bare array of behaviors, or an object whose
-    /// `behaviors` key holds the array (the output of `describe-security-profile`).
+    /// `behaviors` key contains the array (the output of `describe-security-profile`).
     /// `origin` names the text in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
         let invalid =
@@ -570,54 +570,13 @@ impl Checker {
             );
             return None;
         }
+
         let operator_path = format!("{path}.comparisonOperator");
-        let operator = match map.get("comparisonOperator") {
-            None => {
-                self.problem(&operator_path, "missing comparisonOperator");
-                None
-            }
-            Some(Value::String(name)) => match name.parse::<Operator>() {
-                Ok(op) => Some(op),
-                Err(()) => {
-                    let names: Vec<&str> = Operator::ALL.iter().map(|(n, _)| *n).collect();
-                    self.problem(
-                        &operator_path,
-                        format!("unknown operator {name:?}: expected one of {}", names.join(", ")),
-                    );
-                    None
-                }
-            },
-            Some(_) => {
-                self.problem(&operator_path, "must be a string such as \"less-than\"");
-                None
-            }
-        };
+        let operator = self.operator(&operator_path, map.get("comparisonOperator"));
         if let (Some(op), Some(kind)) = (operator, kind) {
-            let allowed = match kind {
-                MetricKind::Gauge | MetricKind::Counter => op.is_numeric(),
-                MetricKind::PortList => {
-                    matches!(op, Operator::InPortSet | Operator::NotInPortSet)
-                }
-                MetricKind::AddressList => {
-                    matches!(op, Operator::InCidrSet | Operator::NotInCidrSet)
-                }
-                MetricKind::Custom => !matches!(op, Operator::InPortSet | Operator::NotInPortSet),
-            };
-            if !allowed {
-                let expected = match kind {
-                    MetricKind::Gauge | MetricKind::Counter => {
-                        "less-than, less-than-equals, greater-than or greater-than-equals"
-                    }
-                    MetricKind::PortList => "in-port-set or not-in-port-set",
-                    MetricKind::AddressList => "in-cidr-set or not-in-cidr-set",
-                    MetricKind::Custom => "a numeric, cidr-set or set operator",
-                };
-                self.problem(
-                    &operator_path,
-                    format!("operator {op} does not apply to this metric: expected {expected}"),
-                );
-            }
+            self.check_operator_applies(&operator_path, op, kind);
         }
+
         let duration =
             self.duration(&format!("{path}.durationSeconds"), map.get("durationSeconds"));
         if let (Some(op), Some(_)) = (operator, duration)
@@ -636,7 +595,73 @@ impl Checker {
             &format!("{path}.consecutiveDatapointsToClear"),
             map.get("consecutiveDatapointsToClear"),
         );
-        let threshold = match (map.get("value"), map.get("statisticalThreshold")) {
+
+        let threshold = self.threshold(path, map, operator, kind, duration.is_some());
+        Some(Criteria {
+            operator: operator?,
+            threshold: threshold?,
+            duration,
+            datapoints_to_alarm: to_alarm,
+            datapoints_to_clear: to_clear,
+        })
+    }
+
+    fn operator(&mut self, path: &str, value: Option<&Value>) -> Option<Operator> {
+        match value {
+            None => {
+                self.problem(path, "missing comparisonOperator");
+                None
+            }
+            Some(Value::String(name)) => match name.parse::<Operator>() {
+                Ok(op) => Some(op),
+                Err(()) => {
+                    let names: Vec<&str> = Operator::ALL.iter().map(|(n, _)| *n).collect();
+                    self.problem(
+                        path,
+                        format!("unknown operator {name:?}: expected one of {}", names.join(", ")),
+                    );
+                    None
+                }
+            },
+            Some(_) => {
+                self.problem(path, "must be a string such as \"less-than\"");
+                None
+            }
+        }
+    }
+
+    fn check_operator_applies(&mut self, path: &str, op: Operator, kind: MetricKind) {
+        let port_operator = matches!(op, Operator::InPortSet | Operator::NotInPortSet);
+        let (allowed, expected) = match kind {
+            MetricKind::Gauge | MetricKind::Counter => (
+                op.is_numeric(),
+                "less-than, less-than-equals, greater-than or greater-than-equals",
+            ),
+            MetricKind::PortList => (port_operator, "in-port-set or not-in-port-set"),
+            MetricKind::AddressList => (
+                matches!(op, Operator::InCidrSet | Operator::NotInCidrSet),
+                "in-cidr-set or not-in-cidr-set",
+            ),
+            MetricKind::Custom => (!port_operator, "a numeric, cidr-set or set operator"),
+        };
+        if !allowed {
+            self.problem(
+                path,
+                format!("operator {op} does not apply to this metric: expected {expected}"),
+            );
+        }
+    }
+
+    /// Reads `value` or `statisticalThreshold`, exactly one of which must be present.
+    fn threshold(
+        &mut self,
+        path: &str,
+        map: &Map<String, Value>,
+        operator: Option<Operator>,
+        kind: Option<MetricKind>,
+        has_duration: bool,
+    ) -> Option<Threshold> {
+        match (map.get("value"), map.get("statisticalThreshold")) {
             (Some(_), Some(_)) => {
                 self.problem(path, "give either value or statisticalThreshold, not both");
                 None
@@ -659,22 +684,16 @@ impl Checker {
                         format!("statisticalThreshold needs a numeric operator, not {op}"),
                     );
                 }
-                if duration.is_none() {
+                if !has_duration {
                     self.problem(
                         &format!("{path}.durationSeconds"),
-                        "statisticalThreshold needs durationSeconds: the percentile is taken over that window",
+                        "statisticalThreshold needs durationSeconds: the percentile is taken over \
+                         that window",
                     );
                 }
                 percentile.map(Threshold::Percentile)
             }
-        };
-        Some(Criteria {
-            operator: operator?,
-            threshold: threshold?,
-            duration,
-            datapoints_to_alarm: to_alarm,
-            datapoints_to_clear: to_clear,
-        })
+        }
     }
 
     fn duration(&mut self, path: &str, value: Option<&Value>) -> Option<Duration> {
