@@ -13,6 +13,9 @@
 //! - A [`Monitor`] owns the window and the sampler thread, loads sessions, and turns the
 //!   window into a [`Snapshot`]: mean, p50, p90 and p99 latency in milliseconds, and the
 //!   load per inference in percent.
+//! - A [`Detector`](detect::Detector) evaluates a security profile, a latency drift test
+//!   and mining indicators from `/proc` on the monitor's window, and sends alarm events to
+//!   callbacks, channels and the log (module [`detect`]).
 //!
 //! ```text
 //! model.onnx ─► Backend ─► InstrumentedSession::run ─► outputs

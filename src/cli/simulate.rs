@@ -109,6 +109,7 @@ fn miner(args: &MinerArgs) -> Result<(), Failure> {
                 })
         })
         .collect::<Result<_, _>>()?;
+
     eprintln!(
         "simulated miner: pid {}, {threads} threads, nice {}, {} MiB scratchpad each",
         std::process::id(),
@@ -121,6 +122,7 @@ fn miner(args: &MinerArgs) -> Result<(), Failure> {
             std::thread::sleep(Duration::from_secs(3600));
         },
     }
+
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         let _ = worker.join();
