@@ -94,3 +94,20 @@ fn ignores_values_that_are_not_latencies() {
     }
     assert_eq!(detector.state().datapoints, 0);
 }
+
+#[test]
+fn long_alarm_clears_within_seconds() {
+    let mut detector =
+        DriftDetector::new(DriftConfig { warmup_datapoints: 10, ..DriftConfig::default() });
+    for _ in 0..10 {
+        detector.observe(2.0);
+    }
+    for _ in 0..1000 {
+        detector.observe(4.0);
+    }
+    // The sum stops at twice the threshold, 16, and each baseline datapoint takes away
+    // the slack of 1.5: cleared on the eleventh.
+    assert_eq!(detector.state().statistic, 16.0);
+    let cleared_at = (1..=100).find(|_| detector.observe(2.0) == Some(DriftChange::Cleared));
+    assert_eq!(cleared_at, Some(11));
+}

@@ -77,6 +77,12 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
     drift_warmup: Duration,
 
+    /// CUSUM sum, in robust standard deviations of log latency, that raises the drift
+    /// alarm; higher values alarm later and less often.
+    #[arg(long, value_name = "SUM", default_value_t = DriftConfig::default().threshold,
+          value_parser = parse_positive)]
+    drift_threshold: f64,
+
     /// Seconds between two datapoints of the profile and two scans for indicators.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     eval_period: Duration,
@@ -97,6 +103,13 @@ pub(crate) fn parse_seconds(text: &str) -> Result<Duration, String> {
             Ok(Duration::from_secs_f64(secs))
         }
         _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
+}
+
+fn parse_positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("{text:?} is not a positive number")),
     }
 }
 
@@ -249,8 +262,11 @@ fn start_detector(
         let datapoints = (args.drift_warmup.as_secs_f64() / DEFAULT_DRIFT_PERIOD.as_secs_f64())
             .ceil()
             .max(1.0) as usize;
-        builder =
-            builder.drift(DriftConfig { warmup_datapoints: datapoints, ..DriftConfig::default() });
+        builder = builder.drift(DriftConfig {
+            warmup_datapoints: datapoints,
+            threshold: args.drift_threshold,
+            ..DriftConfig::default()
+        });
     }
     if let Some(dir) = &args.feedback_dir {
         let path = dir.join(GPU_INFERENCE_FILE);

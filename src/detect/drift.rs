@@ -74,8 +74,8 @@ pub enum DriftChange {
 /// During warm-up it stores the log of each datapoint. It then takes their median `m` and
 /// median absolute deviation (MAD). For every later datapoint `x` it computes
 /// `z = (ln x − m) / max(1.4826 · MAD, min_scale)`, clamps `z` to `±clamp`, and updates
-/// `S = max(0, S + z − slack)`. The alarm is raised when `S` exceeds `threshold` and
-/// cleared when `S` is back at zero. A step of 1.5× in the statistic adds at least
+/// `S = max(0, S + z − slack)`, capped at twice the threshold. The alarm is raised when `S`
+/// exceeds `threshold` and cleared when `S` is back at zero. A step of 1.5× in the statistic adds at least
 /// `min(ln 1.5 / scale, clamp) − slack` per datapoint before noise, 2.5 with the defaults
 /// and a scale of at most 0.1, so the alarm comes on the fourth or fifth shifted datapoint.
 /// One datapoint adds at most `clamp − slack` = 2.5, so at least four outliers close
@@ -132,7 +132,10 @@ impl DriftDetector {
         let z = (log_value - median) / scale.max(self.config.min_scale);
         self.last_score = Some(z);
         let clamped = z.clamp(-self.config.clamp, self.config.clamp);
-        self.statistic = (self.statistic + clamped - self.config.slack).max(0.0);
+        // Capped at twice the threshold, so that a long alarm clears within a few normal
+        // datapoints of the latency coming back.
+        self.statistic =
+            (self.statistic + clamped - self.config.slack).clamp(0.0, 2.0 * self.config.threshold);
         if !self.in_alarm && self.statistic > self.config.threshold {
             self.in_alarm = true;
             return Some(DriftChange::Raised);
