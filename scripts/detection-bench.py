@@ -103,6 +103,7 @@ def miner_scenario(args, name, miner_args):
     miner.wait()
     run.stop()
     result = {"scenario": name, "warmup_alarms": len(false_alarms),
+              "warmup_alarm_details": [e["detail"] for e in false_alarms][:3],
               "load_average": load_average()}
     if first is None:
         result.update(time_to_alarm_s=None, first_alarm=f"none within {args.timeout} s")
