@@ -4,9 +4,9 @@ use serde::Serialize;
 
 /// Settings of the [`DriftDetector`].
 ///
-/// The defaults were calibrated with `scripts/detection-bench.sh` on a shared 2-core
-/// machine (see `docs/detection.md`): per-second p90 latency of a small model, where benign
-/// noise stayed below the threshold and a miner on every core crossed it in a few datapoints.
+/// The defaults were chosen on synthetic heavy-tailed noise (`tests/detect_drift.rs`) and
+/// checked on the per-second p90 latency of benign and miner runs on a shared 2-core
+/// machine (`docs/detection.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct DriftConfig {
     /// Datapoints that form the baseline before any test.
