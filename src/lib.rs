@@ -20,6 +20,9 @@
 //! - With the `defender` feature, a [`defender::Reporter`] turns snapshots and `/proc/net`
 //!   into AWS IoT Device Defender reports, which a [`defender::Publisher`] sends over MQTT
 //!   with mutual TLS, keeping unsent ones in an on-disk spool.
+//! - A [`Detector`](detect::Detector) evaluates a security profile, a latency drift test
+//!   and mining indicators from `/proc` on the monitor's window, and sends alarm events to
+//!   callbacks, channels and the log (module [`detect`]).
 //!
 //! ```text
 //! model.onnx ─► Backend ─► InstrumentedSession::run ─► outputs
@@ -89,6 +92,7 @@ pub mod config;
 #[cfg(feature = "defender")]
 #[cfg_attr(docsrs, doc(cfg(feature = "defender")))]
 pub mod defender;
+pub mod detect;
 pub mod error;
 pub mod load;
 mod monitor;

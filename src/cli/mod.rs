@@ -6,7 +6,9 @@ mod fleet;
 mod inputs;
 #[cfg(feature = "defender")]
 mod report;
+mod profile;
 mod run;
+mod simulate;
 mod status;
 
 use std::process::ExitCode;
@@ -34,6 +36,10 @@ enum Command {
     Fleet(fleet::FleetArgs),
     /// Time a model many times: latency distribution, drift against a saved baseline, a plot.
     Bench(bench::BenchArgs),
+    /// Check security profiles.
+    Profile(profile::ProfileArgs),
+    /// Simulate a CPU miner, or write the GPU feedback files.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// An error that ends the command: the message and the exit status.
@@ -65,6 +71,8 @@ pub(crate) fn main() -> ExitCode {
         #[cfg(feature = "defender")]
         Command::Fleet(args) => fleet::fleet(args),
         Command::Bench(args) => bench::run(args),
+        Command::Profile(args) => profile::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! `inferwatch run`: the main job.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,7 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use inferwatch::load::FileSource;
+use inferwatch::detect::{
+    AlarmEvent, DEFAULT_DRIFT_PERIOD, Detector, DriftConfig, DriftState, IndicatorConfig,
+    MetricValue, Profile,
+};
+use inferwatch::load::{FileSource, read_number};
 use inferwatch::{
     BackendKind, InstrumentedSession, LoadKind, Monitor, SessionError, SessionOptions, TensorInfo,
     TensorMap, WindowConfig,
@@ -104,6 +109,34 @@ pub(crate) struct RunArgs {
     #[cfg(feature = "ort")]
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     intra_threads: u16,
+    /// Evaluate a security profile: the name of a shipped one (crypto-mining) or a
+    /// behaviors JSON file. Also scans /proc for mining indicators.
+    #[arg(long, value_name = "NAME|FILE")]
+    profile: Option<String>,
+
+    /// Watch p90 latency for a sustained rise over a baseline learned at the start. Also
+    /// scans /proc for mining indicators.
+    #[arg(long)]
+    drift: bool,
+
+    /// Seconds of latency that form the drift baseline.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
+    drift_warmup: Duration,
+
+    /// CUSUM sum, in robust standard deviations of log latency, that raises the drift
+    /// alarm; higher values alarm later and less often.
+    #[arg(long, value_name = "SUM", default_value_t = DriftConfig::default().threshold,
+          value_parser = parse_positive)]
+    drift_threshold: f64,
+
+    /// Seconds between two datapoints of the profile and two scans for indicators.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    eval_period: Duration,
+
+    /// Read the simulated GPU from DIR: gpu_load_fb as gpu_load_per_inference, and
+    /// gpu_inference_fb (milliseconds) as the avg_inference_time that the profile evaluates.
+    #[arg(long, value_name = "DIR")]
+    feedback_dir: Option<PathBuf>,
 }
 
 #[cfg(feature = "otel")]
@@ -124,6 +157,13 @@ pub(super) fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
@@ -139,11 +179,36 @@ struct JsonLine<'a> {
     elapsed_seconds: f64,
     #[serde(flatten)]
     snapshot: inferwatch::Snapshot,
+    /// Metrics read from the feedback files in place of measured ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulated: Option<BTreeMap<String, f64>>,
+    /// Alarm events since the previous line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alarms: Option<Vec<AlarmEvent>>,
+    /// Behaviors and indicators in alarm now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_alarms: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<DriftState>,
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
-    let window = WindowConfig::spanning(args.window, slot_for(args.window));
+    let profile = args
+        .profile
+        .as_deref()
+        .map(|name| Profile::load(name).map_err(|e| Failure::input(format!("--profile: {e}"))))
+        .transpose()?;
+    let detecting = profile.is_some() || args.drift;
+    let mut slot = slot_for(args.window);
+    if detecting {
+        // Drift datapoints are one second apart and must not share a slot.
+        slot = slot.min(DEFAULT_DRIFT_PERIOD);
+    }
+    let window = WindowConfig::spanning(args.window, slot);
     let mut builder = Monitor::builder().window(window);
+    if let Some(dir) = &args.feedback_dir {
+        builder = builder.load_source(FileSource::new(dir.join(GPU_LOAD_FILE), LoadKind::Gpu));
+    }
     for text in &args.load_files {
         let (metric, path) = inputs::parse_pair("--load-file", text)?;
         let kind: LoadKind = metric
@@ -168,6 +233,9 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     let (session, inputs) = open_session(&monitor, &args)?;
     // One checked run before the loop: a wrong input fails here with a clear error.
     session.run(inputs.clone()).map_err(Failure::input)?;
+    // Started once the model runs, so that the first datapoint contains inferences.
+    let detector = detecting.then(|| start_detector(&monitor, &args, profile)).transpose()?;
+    let alarms = detector.as_ref().map(Detector::subscribe);
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -184,6 +252,10 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             backend: args.backend.as_str(),
             elapsed_seconds: started.elapsed().as_secs_f64(),
             snapshot: monitor.snapshot(),
+            simulated: args.feedback_dir.as_deref().map(read_simulated),
+            alarms: alarms.as_ref().map(|receiver| receiver.try_iter().collect()),
+            active_alarms: detector.as_ref().map(active_names),
+            drift: detector.as_ref().and_then(Detector::drift_state),
         };
         let text = serde_json::to_string(&line).unwrap_or_default();
         let _ = writeln!(out, "{text}");
@@ -206,7 +278,8 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             if args.json {
                 report(&monitor, &mut std::io::stdout().lock());
             }
-            status.update(started.elapsed(), &monitor.snapshot());
+            let active = detector.as_ref().map(active_names).unwrap_or_default();
+            status.update(started.elapsed(), &monitor.snapshot(), &active);
         }
         let wake = args.duration.map_or(next_tick, |d| next_tick.min(started + d));
         std::thread::sleep(
@@ -221,6 +294,9 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     #[cfg(feature = "defender")]
     if let Some(reporting) = reporting {
         reporting.stop();
+    }
+    if let Some(detector) = &detector {
+        detector.stop();
     }
     monitor.shutdown();
     #[cfg(feature = "otel")]
@@ -303,6 +379,63 @@ fn stop_exporter(exporter: &inferwatch::otel::OtelExporter) {
         failed = counts.failed,
         "OTLP exporter stopped"
     );
+}
+
+/// The feedback file whose number is the simulated GPU load, in percent.
+const GPU_LOAD_FILE: &str = "gpu_load_fb";
+/// The feedback file whose number is the simulated inference time, in milliseconds.
+const GPU_INFERENCE_FILE: &str = "gpu_inference_fb";
+
+fn start_detector(
+    monitor: &Monitor,
+    args: &RunArgs,
+    profile: Option<Profile>,
+) -> Result<Detector, Failure> {
+    let mut builder = Detector::builder(monitor)
+        .eval_period(args.eval_period)
+        .indicators(IndicatorConfig::default());
+    if let Some(profile) = profile {
+        builder = builder.profile(profile);
+    }
+    if args.drift {
+        let datapoints = (args.drift_warmup.as_secs_f64() / DEFAULT_DRIFT_PERIOD.as_secs_f64())
+            .ceil()
+            .max(1.0) as usize;
+        builder = builder.drift(DriftConfig {
+            warmup_datapoints: datapoints,
+            threshold: args.drift_threshold,
+            ..DriftConfig::default()
+        });
+    }
+    if let Some(dir) = &args.feedback_dir {
+        let path = dir.join(GPU_INFERENCE_FILE);
+        builder = builder.metric_source(move |name: &str| {
+            (name == "avg_inference_time")
+                .then(|| read_number(&path).ok())
+                .flatten()
+                .map(MetricValue::Number)
+        });
+    }
+    let detector = builder.build();
+    detector
+        .start()
+        .map_err(|e| Failure::runtime(format!("failed to start the detector thread: {e}")))?;
+    Ok(detector)
+}
+
+fn read_simulated(dir: &Path) -> BTreeMap<String, f64> {
+    let mut simulated = BTreeMap::new();
+    if let Ok(value) = read_number(&dir.join(GPU_INFERENCE_FILE)) {
+        simulated.insert("avg_inference_time".to_owned(), value);
+    }
+    if let Ok(value) = read_number(&dir.join(GPU_LOAD_FILE)) {
+        simulated.insert("gpu_load_per_inference".to_owned(), value);
+    }
+    simulated
+}
+
+fn active_names(detector: &Detector) -> Vec<String> {
+    detector.active_alarms().into_iter().map(|event| event.behavior).collect()
 }
 
 /// Picks a slot length: 5 s for the usual windows, shorter for windows under a minute so

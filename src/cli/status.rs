@@ -16,12 +16,16 @@ impl StatusLine {
         StatusLine { enabled, shown: false }
     }
 
-    pub(crate) fn update(&mut self, elapsed: Duration, snapshot: &Snapshot) {
+    pub(crate) fn update(&mut self, elapsed: Duration, snapshot: &Snapshot, alarms: &[String]) {
         if !self.enabled {
             return;
         }
+        let mut line = format_line(elapsed, snapshot);
+        if !alarms.is_empty() {
+            line.push_str(&format!("  ALARM {}", alarms.join(", ")));
+        }
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[K{}", format_line(elapsed, snapshot));
+        let _ = write!(err, "\r\x1b[K{line}");
         let _ = err.flush();
         self.shown = true;
     }

@@ -1,0 +1,113 @@
+//! The drift detector: quiet on stationary heavy-tailed noise, fast on a 1.5× shift.
+
+use inferwatch::detect::{DriftChange, DriftConfig, DriftDetector};
+
+/// Draws a latency of about `median_ms` with log-normal noise (sigma 0.05) and, one datapoint
+/// in fifty, a spike that multiplies it by a Pareto draw (shape 1.5, so a heavy tail: one
+/// spike in ten is over 4.6 times the median).
+fn noisy_latency(rng: &mut fastrand::Rng, median_ms: f64) -> f64 {
+    // Box-Muller for one standard normal draw.
+    let u1 = rng.f64().max(1e-12);
+    let u2 = rng.f64();
+    let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    let mut value = median_ms * (0.05 * normal).exp();
+    if rng.f64() < 0.02 {
+        // Pareto with shape 1.5: heavy tail, finite mean.
+        value *= 1.0 / rng.f64().max(1e-9).powf(1.0 / 1.5);
+    }
+    value
+}
+
+#[test]
+fn quiet_on_stationary_heavy_tailed_noise() {
+    for seed in 0..20 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut detector = DriftDetector::new(DriftConfig::default());
+        for i in 0..10_000 {
+            let change = detector.observe(noisy_latency(&mut rng, 2.3));
+            assert_eq!(change, None, "seed {seed}: alarm at datapoint {i}: {:?}", detector.state());
+        }
+        assert!(!detector.state().warming_up);
+    }
+}
+
+#[test]
+fn shift_of_half_alarms_in_five() {
+    for seed in 0..20 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut detector = DriftDetector::new(DriftConfig::default());
+        for _ in 0..200 {
+            assert_eq!(detector.observe(noisy_latency(&mut rng, 2.3)), None);
+        }
+        let raised_at = (1..=100)
+            .find(|_| {
+                detector.observe(noisy_latency(&mut rng, 2.3 * 1.5)) == Some(DriftChange::Raised)
+            })
+            .expect("a 1.5x shift raises the alarm");
+        assert!(raised_at <= 5, "seed {seed}: raised after {raised_at} shifted datapoints");
+    }
+}
+
+#[test]
+fn clears_after_the_shift_ends() {
+    let mut detector =
+        DriftDetector::new(DriftConfig { warmup_datapoints: 10, ..DriftConfig::default() });
+    for _ in 0..10 {
+        detector.observe(2.0);
+    }
+    let changes: Vec<_> = (0..4).filter_map(|_| detector.observe(3.0)).collect();
+    assert_eq!(changes, [DriftChange::Raised]);
+    assert!(detector.state().in_alarm);
+    let changes: Vec<_> = (0..10).filter_map(|_| detector.observe(2.0)).collect();
+    assert_eq!(changes, [DriftChange::Cleared]);
+    assert_eq!(detector.state().statistic, 0.0);
+}
+
+#[test]
+fn state_reports_baseline_and_statistic() {
+    let mut detector =
+        DriftDetector::new(DriftConfig { warmup_datapoints: 5, ..DriftConfig::default() });
+    for value in [2.0, 2.0, 2.0, 4.0, 1.0] {
+        assert_eq!(detector.observe(value), None);
+    }
+    let state = detector.state();
+    assert!(!state.warming_up);
+    assert_eq!(state.datapoints, 5);
+    assert!((state.baseline_median_ms.unwrap() - 2.0).abs() < 1e-12);
+    // Log deviations from ln 2 are 0, 0, 0, ln 2, ln 2: the MAD is 0.
+    assert_eq!(state.baseline_log_scale, Some(0.0));
+    assert_eq!(state.threshold, 8.0);
+    // ln(2.2 / 2) / 0.1 (the scale floor) = 0.953, less the slack of 1.5: the sum stays 0.
+    detector.observe(2.2);
+    assert_eq!(detector.state().statistic, 0.0);
+    // One clamped outlier adds 4 - 1.5 = 2.5.
+    detector.observe(200.0);
+    assert!((detector.state().statistic - 2.5).abs() < 1e-12);
+}
+
+#[test]
+fn ignores_values_that_are_not_latencies() {
+    let mut detector =
+        DriftDetector::new(DriftConfig { warmup_datapoints: 2, ..DriftConfig::default() });
+    for value in [f64::NAN, 0.0, -1.0, f64::INFINITY] {
+        assert_eq!(detector.observe(value), None);
+    }
+    assert_eq!(detector.state().datapoints, 0);
+}
+
+#[test]
+fn long_alarm_clears_within_seconds() {
+    let mut detector =
+        DriftDetector::new(DriftConfig { warmup_datapoints: 10, ..DriftConfig::default() });
+    for _ in 0..10 {
+        detector.observe(2.0);
+    }
+    for _ in 0..1000 {
+        detector.observe(4.0);
+    }
+    // The sum stops at twice the threshold, 16, and each baseline datapoint takes away
+    // the slack of 1.5: cleared on the eleventh.
+    assert_eq!(detector.state().statistic, 16.0);
+    let cleared_at = (1..=100).find(|_| detector.observe(2.0) == Some(DriftChange::Cleared));
+    assert_eq!(cleared_at, Some(11));
+}
