@@ -428,12 +428,13 @@ fn build_detector(monitor: &Monitor, args: &RunArgs, profile: Option<Profile>) -
     builder.build()
 }
 
-/// Sends every alarm event of `detector` on: to the `inferwatch.alarm.active` gauge when OTLP
+/// Forwards every alarm event of `detector` to the `inferwatch.alarm.active` gauge when OTLP
 /// export is on, and to the thing's alarm topic when Device Defender reports are on.
 ///
 /// The gauge starts at 0 for every behavior of the profile and for drift, so that a
 /// collector sees the behaviors before they alarm; mining indicators appear at their first
 /// event. An event sets 1 when it raises the alarm and 0 when it clears or invalidates it.
+#[cfg_attr(not(any(feature = "otel", feature = "defender")), allow(unused_variables))]
 fn forward_alarms(
     detector: &Detector,
     #[cfg(feature = "otel")] exporter: Option<&inferwatch::otel::OtelExporter>,

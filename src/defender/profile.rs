@@ -73,8 +73,12 @@ pub fn report_metrics(report: &Report) -> BTreeMap<String, MetricValue> {
 /// as Device Defender does in the cloud.
 ///
 /// Each thing gets its own [`Evaluator`], created at its first report. A behavior whose
-/// metric the report lacks gets no datapoint; after a minute without one, a raised alarm is
+/// metric the report lacks gets no datapoint. After a minute without one, a raised alarm is
 /// invalidated at the thing's next report.
+///
+/// NOTE: datapoint times are arrival times at the fleet, so a backlog of spooled reports
+/// sent after an outage falls into one `durationSeconds` window, where the reports' own
+/// spacing would spread it over several.
 #[derive(Debug)]
 pub struct FleetProfile {
     profile: Profile,
