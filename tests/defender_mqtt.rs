@@ -230,10 +230,16 @@ impl Drop for Collected {
 }
 
 fn start_fleet(pki: &Pki, broker: &Broker) -> Collected {
+    start_fleet_with(pki, broker, &[])
+}
+
+/// Starts `inferwatch fleet` with `extra` arguments, such as `--profile`.
+fn start_fleet_with(pki: &Pki, broker: &Broker, extra: &[&str]) -> Collected {
     let files = pki.client("inferwatch-fleet");
     let fleet = Collected::spawn(
         Command::new(BIN)
             .args(["fleet", "--host", "127.0.0.1", "--port", &broker.port.to_string()])
+            .args(extra)
             .arg("--ca")
             .arg(&files.ca)
             .arg("--cert")
@@ -582,42 +588,150 @@ fn thing_names_with_topic_characters_rejected() {
     }
 }
 
+/// A client subscribed to every thing's alarm topic.
+struct AlarmWatcher {
+    // Kept so that the connection stays open.
+    _client: rumqttc::Client,
+    connection: rumqttc::Connection,
+}
+
+impl AlarmWatcher {
+    fn subscribe(pki: &Pki, broker: &Broker) -> AlarmWatcher {
+        let files = pki.client("watcher");
+        let tls = inferwatch::defender::client_config(&files).unwrap();
+        let mut options = rumqttc::MqttOptions::new("watcher", "127.0.0.1", broker.port);
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+        let (client, mut connection) = rumqttc::Client::new(options, 10);
+        client.subscribe("inferwatch/things/+/alarms", rumqttc::QoS::AtLeastOnce).unwrap();
+        let subscribed = (0..40).any(|_| {
+            matches!(
+                connection.recv_timeout(Duration::from_millis(500)),
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))))
+            )
+        });
+        assert!(subscribed, "no SUBACK within 20 s");
+        AlarmWatcher { _client: client, connection }
+    }
+
+    /// Returns the topic and JSON payload of the next alarm, waiting up to 20 s.
+    fn next(&mut self) -> Option<(String, Value)> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) =
+                self.connection.recv_timeout(Duration::from_millis(500))
+            {
+                return Some((p.topic.clone(), serde_json::from_slice(&p.payload).unwrap()));
+            }
+        }
+        None
+    }
+}
+
 #[test]
 fn alarm_reaches_alarm_topic() {
     let pki = Pki::new();
     let broker = Broker::start(&pki);
-    let files = pki.client("watcher");
-    let tls = inferwatch::defender::client_config(&files).unwrap();
-    let mut options = rumqttc::MqttOptions::new("watcher", "127.0.0.1", broker.port);
-    options
-        .set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
-    let (client, mut connection) = rumqttc::Client::new(options, 10);
-    client.subscribe("inferwatch/things/+/alarms", rumqttc::QoS::AtLeastOnce).unwrap();
-    let subscribed = (0..40).any(|_| {
-        matches!(
-            connection.recv_timeout(Duration::from_millis(500)),
-            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))))
-        )
-    });
-    assert!(subscribed, "no SUBACK within 20 s");
+    let mut watcher = AlarmWatcher::subscribe(&pki, &broker);
 
     let spool = tempfile::tempdir().unwrap();
     let publisher = start_publisher(&broker, pki.client("cam-6"), "cam-6", spool.path());
     let alarm = serde_json::json!({"behavior": "gpu_load_per_inference", "event": "in-alarm"});
     publisher.publish_alarm(&alarm).unwrap();
-    let mut received = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while received.is_none() && Instant::now() < deadline {
-        if let Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) =
-            connection.recv_timeout(Duration::from_millis(500))
-        {
-            received =
-                Some((p.topic.clone(), serde_json::from_slice::<Value>(&p.payload).unwrap()));
-        }
-    }
-    let (topic, payload) = received.expect("no alarm within 20 s");
+    let (topic, payload) = watcher.next().expect("no alarm within 20 s");
     assert_eq!(topic, "inferwatch/things/cam-6/alarms");
     assert_eq!(payload, alarm);
     assert_eq!(publisher.stats().alarms_sent, 1);
     publisher.shutdown();
+}
+
+#[test]
+fn fleet_profile_publishes_alarm_of_thing() {
+    let pki = Pki::new();
+    let broker = Broker::start(&pki);
+    let mut watcher = AlarmWatcher::subscribe(&pki, &broker);
+    let fleet = start_fleet_with(&pki, &broker, &["--profile", "crypto-mining"]);
+
+    let spool = tempfile::tempdir().unwrap();
+    let publisher = start_publisher(&broker, pki.client("cam-7"), "cam-7", spool.path());
+    // crypto-mining is normal below 40 % GPU load per inference and below 100 ms per
+    // inference: only the inference time is violated, and one datapoint raises the alarm.
+    let mut custom = latency_metric(180.0);
+    custom.insert("gpu_load_per_inference".to_owned(), CustomMetric::Number(20.0));
+    let id = publisher.submit(DeviceMetrics::default(), custom).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || accepted_ids(&fleet, "cam-7") == [id]),
+        "the fleet did not accept report {id}: {:?}",
+        fleet.responses()
+    );
+
+    let (topic, alarm) = watcher.next().expect("no alarm within 20 s");
+    assert_eq!(topic, "inferwatch/things/cam-7/alarms");
+    assert_eq!(alarm["kind"], "behavior");
+    assert_eq!(alarm["behavior"], "avg_inference_time_behavior");
+    assert_eq!(alarm["metric"], "avg_inference_time");
+    assert_eq!(alarm["state"], "in-alarm");
+    assert_eq!(alarm["operator"], "less-than");
+    assert_eq!(alarm["value"], 180.0);
+    assert_eq!(alarm["threshold"], 100.0);
+    publisher.shutdown();
+}
+
+#[test]
+fn fleet_rejects_missing_profile_file() {
+    let output = Command::new(BIN)
+        .args(["fleet", "--profile", "/nonexistent/profile.json"])
+        .args(["--ca", "ca.pem", "--cert", "c.pem", "--key", "k.pem"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--profile"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/profile.json"), "{stderr}");
+}
+
+#[test]
+fn run_profile_publishes_alarms_of_thing() {
+    let pki = Pki::new();
+    let broker = Broker::start(&pki);
+    let mut watcher = AlarmWatcher::subscribe(&pki, &broker);
+    let files = pki.client("cam-8");
+    let spool = tempfile::tempdir().unwrap();
+    let feedback = tempfile::tempdir().unwrap();
+    // 85 % GPU load per inference and 180 ms per inference violate both behaviors.
+    std::fs::write(feedback.path().join("gpu_load_fb"), "85\n").unwrap();
+    std::fs::write(feedback.path().join("gpu_inference_fb"), "180\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["run", "models/ppocr-cls/model.onnx", "--rate", "20", "--duration", "4"])
+        .args(["--profile", "crypto-mining", "--eval-period", "1", "--window", "60"])
+        .arg("--feedback-dir")
+        .arg(feedback.path())
+        .args(["--endpoint", "127.0.0.1", "--mqtt-port", &broker.port.to_string()])
+        .args(["--thing", "cam-8"])
+        .arg("--ca")
+        .arg(&files.ca)
+        .arg("--cert")
+        .arg(&files.cert)
+        .arg("--key")
+        .arg(&files.key)
+        .arg("--spool-dir")
+        .arg(spool.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // Other tests may run a miner at the same time, which adds indicator alarms: look at the
+    // profile's behaviors only.
+    let mut behaviors = Vec::new();
+    while behaviors.len() < 2 {
+        let (topic, alarm) = watcher.next().expect("fewer than two behavior alarms within 20 s");
+        assert_eq!(topic, "inferwatch/things/cam-8/alarms");
+        if alarm["kind"] == "behavior" {
+            assert_eq!(alarm["state"], "in-alarm", "{alarm}");
+            behaviors.push(alarm["behavior"].as_str().unwrap().to_owned());
+        }
+    }
+    behaviors.sort_unstable();
+    assert_eq!(behaviors, ["avg_inference_time_behavior", "gpu_load_per_inference_behavior"]);
 }

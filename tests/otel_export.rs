@@ -352,3 +352,59 @@ fn cli_rejects_unknown_protocol_variable() {
         "{stderr}"
     );
 }
+
+#[cfg(feature = "cli")]
+#[test]
+fn cli_exports_profile_alarms() {
+    let receiver = HttpReceiver::start();
+    let feedback = tempfile::tempdir().unwrap();
+    // 85 % GPU load per inference and 180 ms per inference: both behaviors of
+    // crypto-mining (normal below 40 % and below 100 ms) are violated.
+    std::fs::write(feedback.path().join("gpu_load_fb"), "85\n").unwrap();
+    std::fs::write(feedback.path().join("gpu_inference_fb"), "180\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_inferwatch"))
+        .args(["run", MODEL, "--duration", "4", "--rate", "50", "--json", "--gpu", "off"])
+        .args(["--profile", "crypto-mining", "--eval-period", "1", "--window", "60"])
+        .arg("--feedback-dir")
+        .arg(feedback.path())
+        .args(["--otlp-endpoint", &format!("http://{}", receiver.addr)])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "inferwatch run failed: {stderr}");
+
+    let inbox = receiver.inbox.lock().unwrap().clone();
+    let final_export = inbox.last().expect("no export reached the HTTP receiver");
+    let alarm = metric(&final_export.request, "inferwatch.alarm.active")
+        .expect("no inferwatch.alarm.active gauge in the final export");
+    // Other tests may run a miner at the same time, which adds indicator alarms: look at the
+    // profile's behaviors only.
+    let mut behaviors: Vec<(String, f64)> = number_points(alarm)
+        .iter()
+        .map(|p| (string_attribute(&p.attributes, "inferwatch.behavior").unwrap(), number_value(p)))
+        .filter(|(name, _)| name.ends_with("_behavior"))
+        .collect();
+    behaviors.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        behaviors,
+        [
+            ("avg_inference_time_behavior".to_owned(), 1.0),
+            ("gpu_load_per_inference_behavior".to_owned(), 1.0)
+        ]
+    );
+    // Both behaviors are reported from the first export on, before they alarm.
+    let first = metric(&inbox[0].request, "inferwatch.alarm.active")
+        .expect("no inferwatch.alarm.active gauge in the first export");
+    let first_values: Vec<f64> = number_points(first)
+        .iter()
+        .filter(|p| {
+            string_attribute(&p.attributes, "inferwatch.behavior")
+                .is_some_and(|name| name.ends_with("_behavior"))
+        })
+        .map(number_value)
+        .collect();
+    assert_eq!(first_values.len(), 2, "{first_values:?}");
+}

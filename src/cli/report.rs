@@ -115,6 +115,11 @@ pub(crate) struct Reporting {
 }
 
 impl Reporting {
+    /// Returns the publisher, which also publishes alarm events.
+    pub(crate) fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
     /// Stops reporting, gives the publisher two seconds to send what is pending, and
     /// disconnects; unsent reports stay in the spool for the next start.
     pub(crate) fn stop(self) {

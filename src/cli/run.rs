@@ -234,8 +234,20 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     // One checked run before the loop: a wrong input fails here with a clear error.
     session.run(inputs.clone()).map_err(Failure::input)?;
     // Started once the model runs, so that the first datapoint contains inferences.
-    let detector = detecting.then(|| start_detector(&monitor, &args, profile)).transpose()?;
+    let detector = detecting.then(|| build_detector(&monitor, &args, profile));
     let alarms = detector.as_ref().map(Detector::subscribe);
+    if let Some(detector) = &detector {
+        forward_alarms(
+            detector,
+            #[cfg(feature = "otel")]
+            exporter.as_ref(),
+            #[cfg(feature = "defender")]
+            reporting.as_ref(),
+        );
+        detector
+            .start()
+            .map_err(|e| Failure::runtime(format!("failed to start the detector thread: {e}")))?;
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -291,12 +303,13 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         let _ = worker.join();
     }
     status.finish();
+    // The detector stops first so that its last alarm events still reach the publisher.
+    if let Some(detector) = &detector {
+        detector.stop();
+    }
     #[cfg(feature = "defender")]
     if let Some(reporting) = reporting {
         reporting.stop();
-    }
-    if let Some(detector) = &detector {
-        detector.stop();
     }
     monitor.shutdown();
     #[cfg(feature = "otel")]
@@ -386,11 +399,7 @@ const GPU_LOAD_FILE: &str = "gpu_load_fb";
 /// The feedback file whose number is the simulated inference time, in milliseconds.
 const GPU_INFERENCE_FILE: &str = "gpu_inference_fb";
 
-fn start_detector(
-    monitor: &Monitor,
-    args: &RunArgs,
-    profile: Option<Profile>,
-) -> Result<Detector, Failure> {
+fn build_detector(monitor: &Monitor, args: &RunArgs, profile: Option<Profile>) -> Detector {
     let mut builder = Detector::builder(monitor)
         .eval_period(args.eval_period)
         .indicators(IndicatorConfig::default());
@@ -416,11 +425,43 @@ fn start_detector(
                 .map(MetricValue::Number)
         });
     }
-    let detector = builder.build();
-    detector
-        .start()
-        .map_err(|e| Failure::runtime(format!("failed to start the detector thread: {e}")))?;
-    Ok(detector)
+    builder.build()
+}
+
+/// Forwards every alarm event of `detector` to the `inferwatch.alarm.active` gauge when OTLP
+/// export is on, and to the thing's alarm topic when Device Defender reports are on.
+///
+/// The gauge starts at 0 for every behavior of the profile and for drift, so that a
+/// collector sees the behaviors before they alarm; mining indicators appear at their first
+/// event. An event sets 1 when it raises the alarm and 0 when it clears or invalidates it.
+#[cfg_attr(not(any(feature = "otel", feature = "defender")), allow(unused_variables))]
+fn forward_alarms(
+    detector: &Detector,
+    #[cfg(feature = "otel")] exporter: Option<&inferwatch::otel::OtelExporter>,
+    #[cfg(feature = "defender")] reporting: Option<&super::report::Reporting>,
+) {
+    #[cfg(feature = "otel")]
+    if let Some(exporter) = exporter {
+        let states = exporter.alarms().clone();
+        for status in detector.behaviors() {
+            states.set(&status.behavior, false);
+        }
+        if detector.drift_state().is_some() {
+            states.set(inferwatch::detect::DRIFT_BEHAVIOR, false);
+        }
+        detector.on_alarm(move |event| {
+            states.set(&event.behavior, event.state == inferwatch::detect::AlarmState::InAlarm);
+        });
+    }
+    #[cfg(feature = "defender")]
+    if let Some(reporting) = reporting {
+        let publisher = reporting.publisher().clone();
+        detector.on_alarm(move |event| {
+            if let Err(error) = publisher.publish_alarm(event) {
+                tracing::warn!(behavior = %event.behavior, %error, "failed to publish the alarm");
+            }
+        });
+    }
 }
 
 fn read_simulated(dir: &Path) -> BTreeMap<String, f64> {

@@ -15,9 +15,11 @@
 //! after a lost response: it is accepted again and marked `duplicate`, so observers
 //! see each report once.
 //!
-//! Evaluating a security profile per thing is the job of the local detection engine, which
-//! is not part of this module: it plugs in as the observer passed to [`run_fleet`], which
-//! receives every accepted [`Report`] with its thing name.
+//! A security profile is evaluated per thing by an observer passed to
+//! [`run_fleet_publishing`]: it receives every response with the accepted [`Report`], and
+//! returns the messages to publish, such as the alarm events of a
+//! [`FleetProfile`](super::FleetProfile) on each thing's
+//! [`alarm_topic`](super::alarm_topic). `inferwatch fleet --profile` does this.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -151,8 +153,17 @@ pub fn parse_report_topic(topic: &str) -> Option<(ThingName, Format)> {
     Some((ThingName::new(thing).ok()?, format))
 }
 
+/// A message that an observer of [`run_fleet_publishing`] wants published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetMessage {
+    /// The MQTT topic.
+    pub topic: String,
+    /// The payload, sent at QoS 1 without the retain flag.
+    pub payload: Vec<u8>,
+}
+
 /// Connects, subscribes to [`REPORT_FILTER`] and responds to reports until `stop` is set.
-/// `observe` is called with every response; it is where a profile evaluator plugs in.
+/// `observe` is called with every response.
 ///
 /// Runs on the calling thread with a single-threaded Tokio runtime. Connection errors are
 /// logged and retried with backoff; only an invalid TLS configuration returns an error.
@@ -160,6 +171,19 @@ pub fn run_fleet(
     config: &FleetConfig,
     stop: Arc<AtomicBool>,
     mut observe: impl FnMut(&FleetResponse),
+) -> Result<(), DefenderError> {
+    run_fleet_publishing(config, stop, |response| {
+        observe(response);
+        Vec::new()
+    })
+}
+
+/// Like [`run_fleet`], and publishes the messages that `observe` returns for each response
+/// after the response itself, in order. This is where a profile evaluator plugs in.
+pub fn run_fleet_publishing(
+    config: &FleetConfig,
+    stop: Arc<AtomicBool>,
+    mut observe: impl FnMut(&FleetResponse) -> Vec<FleetMessage>,
 ) -> Result<(), DefenderError> {
     let tls = client_config(&config.tls)?;
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
@@ -223,7 +247,14 @@ pub fn run_fleet(
                     if let Err(error) = client.publish(topic, QoS::AtLeastOnce, false, payload).await {
                         tracing::error!(%thing, %error, "fleet: failed to queue the response");
                     }
-                    observe(&response);
+                    for message in observe(&response) {
+                        if let Err(error) = client
+                            .publish(message.topic.clone(), QoS::AtLeastOnce, false, message.payload)
+                            .await
+                        {
+                            tracing::error!(topic = %message.topic, %error, "fleet: failed to queue a message");
+                        }
+                    }
                 }
                 Some(Ok(_)) => {}
             }

@@ -8,7 +8,9 @@
 //!   once the peer responded to it, so broker and process restarts lose nothing.
 //! - [`Reporter`] builds and submits a report every interval from a [`Monitor`](crate::Monitor).
 //! - [`run_fleet`] is the other side: a Device Defender peer that checks reports on any
-//!   broker, used by `inferwatch fleet` and by the tests.
+//!   broker, used by `inferwatch fleet` and by the tests. With [`run_fleet_publishing`] and a
+//!   [`FleetProfile`] it also evaluates a security profile per thing on each accepted
+//!   report's metrics ([`report_metrics`]) and publishes the alarm events.
 //!
 //! Reports go to `$aws/things/{thing}/defender/metrics/{json|cbor}` at QoS 1; responses come
 //! on the same topic plus `/accepted` or `/rejected`.
@@ -17,6 +19,7 @@ mod collect;
 mod error;
 mod fleet;
 mod netstat;
+mod profile;
 mod publisher;
 mod report;
 mod spool;
@@ -30,13 +33,14 @@ mod tests;
 pub use collect::{AWS_MIN_INTERVAL, OPTIONAL_METRICS, ReportOptions, Reporter, custom_metrics};
 pub use error::{DefenderError, ReportError};
 pub use fleet::{
-    FleetConfig, FleetResponse, REPORT_FILTER, Status, parse_report_topic, respond_to_report,
-    run_fleet,
+    FleetConfig, FleetMessage, FleetResponse, REPORT_FILTER, Status, parse_report_topic,
+    respond_to_report, run_fleet, run_fleet_publishing,
 };
 pub use netstat::{
     DEFAULT_MAX_LISTED, InterfaceCounters, InterfaceMap, NetStat, SocketEntry, parse_dev,
     parse_sockets, traffic_since,
 };
+pub use profile::{FleetProfile, report_metrics};
 pub use publisher::{
     Publisher, PublisherConfig, PublisherStats, Rejection, alarm_topic, report_topic,
 };

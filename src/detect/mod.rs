@@ -40,7 +40,15 @@
 //! `aws:listening-tcp-ports`, `aws:destination-ip-addresses`, the byte and packet counters,
 //! ...) are validated and evaluated only when a [`MetricSource`] added with
 //! [`DetectorBuilder::metric_source`] provides them; until then they have no datapoints
-//! and never alarm.
+//! and never alarm. On the fleet side, `inferwatch fleet --profile` derives them from each
+//! received report (`defender::report_metrics`, with the `defender` feature).
+//!
+//! # Where alarms go
+//!
+//! `inferwatch run` registers callbacks that set the OpenTelemetry gauge
+//! `inferwatch.alarm.active` (through `otel::AlarmStates`) and publish each event on the
+//! thing's MQTT alarm topic (through `defender::Publisher::publish_alarm`), when OTLP export
+//! and Device Defender reports are on.
 
 mod alarm;
 mod detector;

@@ -31,7 +31,8 @@
 //! - **`hw.gpu.utilization`** (unit `1`, from 0 to 1, attribute `hw.id` = GPU UUID) and
 //!   `inferwatch.gpu.foreign_memory` (bytes) for each GPU sampled through NVML.
 //! - **`inferwatch.alarm.active`**: 1 or 0 per behavior (attribute `inferwatch.behavior`),
-//!   as the detection code sets it through [`AlarmStates`].
+//!   as the detection code sets it through [`AlarmStates`]; `inferwatch run --profile` or
+//!   `--drift` sets it from every alarm event of its detector.
 //! - **`inferwatch.otlp.exports`**: export attempts, with `result` = `success` or
 //!   `failure`.
 //!
