@@ -4,9 +4,9 @@ mod bench;
 #[cfg(feature = "defender")]
 mod fleet;
 mod inputs;
+mod profile;
 #[cfg(feature = "defender")]
 mod report;
-mod profile;
 mod run;
 mod simulate;
 mod status;
