@@ -18,7 +18,7 @@ pub(crate) const GPU_LOAD_FILE: &str = "gpu_load_fb";
 /// The feedback file whose number is the simulated inference time, in milliseconds.
 pub(crate) const GPU_INFERENCE_FILE: &str = "gpu_inference_fb";
 
-/// What the detector evaluates.
+/// The parts of the detector that `Monitor()` turns on.
 pub(crate) struct DetectorOptions {
     pub(crate) profile: Option<Profile>,
     pub(crate) drift: bool,

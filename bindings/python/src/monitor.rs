@@ -30,7 +30,7 @@ pub(crate) struct Monitor {
     load_files: Vec<(LoadKind, PathBuf)>,
     /// The OTLP exporter, when one was configured; dropping it exports once more.
     exporter: Option<OtelExporter>,
-    /// The detector, when a profile or drift detection was asked for.
+    /// The detector, when a profile or drift detection was requested.
     detector: Option<Detector>,
     /// The alarm events not yet returned by `snapshot()`.
     events: Option<Mutex<mpsc::Receiver<AlarmEvent>>>,
@@ -112,7 +112,7 @@ impl Monitor {
         let mut config = window_config(span);
         if detecting {
             // A datapoint covers whole slots: slots no longer than the evaluation period
-            // (and the drift period) keep the periods as asked.
+            // (and the drift period) keep the periods as requested.
             let mut slot = config.slot.min(eval_span);
             if drift {
                 slot = slot.min(DEFAULT_DRIFT_PERIOD);
@@ -214,7 +214,7 @@ impl Monitor {
         })
     }
 
-    /// The alarms raised now, each as the event that raised it.
+    /// Returns the alarms raised now, each as the event that raised it.
     fn alarms<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let active = match &self.detector {
             // The detector thread may wait for the GIL while it holds its state.
@@ -240,7 +240,7 @@ impl Monitor {
             let type_name = callback.get_type().name()?;
             return Err(input_error(
                 py,
-                format!("on_alarm() takes a callable, not a {type_name} object"),
+                format!("invalid callback in on_alarm(): expected a callable, got {type_name}"),
             ));
         }
         let callback = callback.unbind();

@@ -98,7 +98,7 @@ def test_callback_receives_feedback_alarms(tmp_path: Path) -> None:
     assert gpu_event["detail"] == "gpu_load_per_inference = 85.000 where normal is less-than 40.000"
 
 
-def test_alarms_lists_active_alarms(tmp_path: Path) -> None:
+def test_alarms_lists_active(tmp_path: Path) -> None:
     write_feedback(tmp_path, gpu_load=85, inference_ms=180)
     monitor = mining_monitor(tmp_path)
     assert monitor.alarms() == []
@@ -120,7 +120,7 @@ def test_alarms_lists_active_alarms(tmp_path: Path) -> None:
     monitor.shutdown()
 
 
-def test_alarm_clears_when_feedback_is_normal(tmp_path: Path) -> None:
+def test_alarm_clears_on_normal_feedback(tmp_path: Path) -> None:
     write_feedback(tmp_path, gpu_load=85, inference_ms=180)
     monitor = mining_monitor(tmp_path)
     events: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -148,7 +148,7 @@ def test_alarm_clears_when_feedback_is_normal(tmp_path: Path) -> None:
     assert all(event["behavior"] != "avg_inference_time_behavior" for event in monitor.alarms())
 
 
-def test_callback_exception_is_printed_and_delivery_goes_on(
+def test_raising_callback_keeps_delivery(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     write_feedback(tmp_path, gpu_load=85, inference_ms=180)
@@ -189,7 +189,7 @@ def test_bad_profile_file_names_json_path(tmp_path: Path) -> None:
     assert "$[0].criteria.value.number" in message
 
 
-def test_profile_that_is_not_json_names_line(tmp_path: Path) -> None:
+def test_profile_not_json_names_line(tmp_path: Path) -> None:
     path = tmp_path / "profile.json"
     path.write_text("[{")
     with pytest.raises(inferwatch.ConfigError, match=r"\$: not valid JSON at line 1"):
@@ -215,8 +215,18 @@ def test_without_detector() -> None:
         monitor.on_alarm(print)
 
 
-def test_on_alarm_rejects_non_callable(tmp_path: Path) -> None:
+def test_on_alarm_rejects_non_callable() -> None:
     monitor = inferwatch.Monitor(proc_cpu=False, profile="crypto-mining")
-    with pytest.raises(inferwatch.InputError, match="not a int object"):
+    expected = r"invalid callback in on_alarm\(\): expected a callable, got int"
+    with pytest.raises(inferwatch.InputError, match=expected):
         monitor.on_alarm(42)  # type: ignore[arg-type]
+    monitor.shutdown()
+
+
+def test_drift_adds_snapshot_fields() -> None:
+    monitor = inferwatch.Monitor(proc_cpu=False, drift=True)
+    snapshot = monitor.snapshot()
+    assert snapshot["alarms"] == []
+    assert snapshot["active_alarms"] == []
+    assert monitor.alarms() == []
     monitor.shutdown()

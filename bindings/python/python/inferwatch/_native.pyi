@@ -251,18 +251,28 @@ class Monitor:
     def on_alarm(self, callback: Callable[[dict[str, Any]], object], /) -> None:
         """Call ``callback(event)`` for every alarm event from now on.
 
-        ``event`` is a dict with the fields of the events in ``inferwatch run --json``:
-        ``time_ms`` (int, milliseconds since the Unix epoch), ``kind`` (``"behavior"``,
-        ``"drift"`` or ``"indicator"``), ``behavior`` (the behavior name,
-        ``"latency-drift"`` or the indicator name), ``metric``, ``state``
-        (``"in-alarm"``, ``"alarm-cleared"`` or ``"alarm-invalidated"``), ``operator``
-        (the comparison that holds for normal datapoints, such as ``"less-than"``),
-        ``value`` (the value observed, or ``None``), ``threshold`` (the value compared
-        with) and ``detail`` (a readable account).
+        ``event`` is a dict with the fields of the events in ``inferwatch run --json``,
+        in this order:
+
+        - ``time_ms``: the time of the evaluation (int, milliseconds since the Unix epoch).
+        - ``kind``: ``"behavior"``, ``"drift"`` or ``"indicator"``.
+        - ``behavior``: the behavior name, ``"latency-drift"`` or the indicator name.
+        - ``metric``: the metric evaluated, such as ``"avg_inference_time"``.
+        - ``state``: ``"in-alarm"``, ``"alarm-cleared"`` or ``"alarm-invalidated"``.
+        - ``operator``: the comparison that is true for normal datapoints, such as
+          ``"less-than"``.
+        - ``value``: the value observed, after aggregation over the behavior's
+          ``durationSeconds`` (the mean of its datapoints for a number threshold), or
+          ``None`` for an invalidated alarm.
+        - ``threshold``: the value compared with.
+        - ``detail``: a readable account, such as
+          ``"avg_inference_time = 180.000 where normal is less-than 100.000"``.
 
         The callback runs on the detector thread with the GIL held, so it should return
         quickly. An exception it raises is printed to ``sys.stderr`` with its traceback;
-        the detector goes on and later events are still delivered.
+        the detector goes on and later events are still delivered. A callback may call
+        ``alarms()`` and ``snapshot()``, but not ``on_alarm()`` or ``shutdown()``, which
+        wait for the delivery that runs the callback.
 
         Raises:
             ConfigError: the monitor has neither ``profile`` nor ``drift``.
