@@ -7,8 +7,11 @@
 //! - `Session` (`session.rs`) loads a model and runs it on numpy arrays with the GIL released.
 //! - `Monitor` (`monitor.rs`) owns the rolling window and times any Python code through
 //!   `measure()`, `time()` and `record()`.
+//! - `alarms.rs` runs the detector a `Monitor` starts for a profile or drift detection,
+//!   and calls the `on_alarm` callbacks with the GIL held.
 //! - `errors.rs` maps the library's errors onto the Python exception hierarchy.
 
+mod alarms;
 mod errors;
 mod monitor;
 mod session;

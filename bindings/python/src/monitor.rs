@@ -1,22 +1,27 @@
 //! `Monitor`: the rolling window, its sampler thread, and the ways to time Python code.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
+use inferwatch::detect::{AlarmEvent, DEFAULT_DRIFT_PERIOD, Detector};
 use inferwatch::load::FileSource;
 use inferwatch::otel::{OtelConfig, OtelExporter};
 use inferwatch::window::DEFAULT_SLOT;
 use inferwatch::{LoadKind, Recorder, WindowConfig};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
+use crate::alarms::{self, DetectorOptions};
 use crate::errors::{Kind, config_error, error, input_error, invalid_argument, otel_error};
 
 /// Largest window or sample period accepted, in seconds (about 31 years); keeps the
 /// conversion to `Duration` in range.
 const MAX_SECONDS: f64 = 1e9;
+
+/// Shortest window slot, as in `window_config`.
+const MIN_SLOT: Duration = Duration::from_millis(100);
 
 #[pyclass(module = "inferwatch", frozen)]
 pub(crate) struct Monitor {
@@ -25,6 +30,10 @@ pub(crate) struct Monitor {
     load_files: Vec<(LoadKind, PathBuf)>,
     /// The OTLP exporter, when one was configured; dropping it exports once more.
     exporter: Option<OtelExporter>,
+    /// The detector, when a profile or drift detection was requested.
+    detector: Option<Detector>,
+    /// The alarm events not yet returned by `snapshot()`.
+    events: Option<Mutex<mpsc::Receiver<AlarmEvent>>>,
 }
 
 impl Monitor {
@@ -34,7 +43,9 @@ impl Monitor {
 
     /// Builds a monitor with the default window, as `Monitor()` does.
     pub(crate) fn build_default(py: Python<'_>) -> PyResult<Self> {
-        Monitor::new(py, 300.0, None, 0.5, true, None, None, None, None)
+        Monitor::new(
+            py, 300.0, None, 0.5, true, None, None, None, None, None, false, None, 5.0, false,
+        )
     }
 }
 
@@ -51,6 +62,11 @@ impl Monitor {
         otlp_protocol=None,
         export_interval=None,
         service_name=None,
+        profile=None,
+        drift=false,
+        feedback_dir=None,
+        eval_period=5.0,
+        indicators=false,
     ))]
     #[allow(clippy::too_many_arguments, reason = "the keyword arguments of Monitor()")]
     fn new(
@@ -63,6 +79,11 @@ impl Monitor {
         otlp_protocol: Option<&str>,
         export_interval: Option<f64>,
         service_name: Option<String>,
+        profile: Option<PathBuf>,
+        drift: bool,
+        feedback_dir: Option<PathBuf>,
+        eval_period: f64,
+        indicators: bool,
     ) -> PyResult<Self> {
         let origin = "Monitor()";
         let span = seconds(window).ok_or_else(|| {
@@ -77,8 +98,32 @@ impl Monitor {
                 "expected a positive number of seconds",
             )
         })?;
-        let mut builder =
-            inferwatch::Monitor::builder().window(window_config(span)).sample_period(period);
+        let eval_span = seconds(eval_period).ok_or_else(|| {
+            invalid_argument(
+                py,
+                origin,
+                "eval_period",
+                eval_period,
+                "expected a positive number of seconds",
+            )
+        })?;
+        let profile = profile.map(|path| alarms::load_profile(py, origin, &path)).transpose()?;
+        let detecting = profile.is_some() || drift;
+        let mut config = window_config(span);
+        if detecting {
+            // A datapoint covers whole slots: slots no longer than the evaluation period
+            // (and the drift period) keep the periods as requested.
+            let mut slot = config.slot.min(eval_span);
+            if drift {
+                slot = slot.min(DEFAULT_DRIFT_PERIOD);
+            }
+            config = WindowConfig::spanning(span, slot.max(MIN_SLOT));
+        }
+        let mut builder = inferwatch::Monitor::builder().window(config).sample_period(period);
+        if let Some(dir) = &feedback_dir {
+            builder = builder
+                .load_source(FileSource::new(dir.join(alarms::GPU_LOAD_FILE), LoadKind::Gpu));
+        }
         if !proc_cpu {
             builder = builder.without_proc_cpu();
         }
@@ -145,7 +190,62 @@ impl Monitor {
         } else {
             None
         };
-        Ok(Monitor { inner, window: span.as_secs_f64(), load_files: files, exporter })
+        let (detector, events) = if detecting {
+            let options = DetectorOptions {
+                profile,
+                drift,
+                feedback_dir,
+                eval_period: eval_span,
+                indicators,
+            };
+            let detector = alarms::start_detector(py, &inner, options)?;
+            let events = detector.subscribe();
+            (Some(detector), Some(Mutex::new(events)))
+        } else {
+            (None, None)
+        };
+        Ok(Monitor {
+            inner,
+            window: span.as_secs_f64(),
+            load_files: files,
+            exporter,
+            detector,
+            events,
+        })
+    }
+
+    /// Returns the alarms raised now, each as the event that raised it.
+    fn alarms<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let active = match &self.detector {
+            // The detector thread may wait for the GIL while it holds its state.
+            Some(detector) => py.detach(|| detector.active_alarms()),
+            None => Vec::new(),
+        };
+        let list = PyList::empty(py);
+        for event in &active {
+            list.append(alarms::to_python(py, event)?)?;
+        }
+        Ok(list)
+    }
+
+    #[pyo3(signature = (callback, /))]
+    fn on_alarm(&self, py: Python<'_>, callback: Bound<'_, PyAny>) -> PyResult<()> {
+        let Some(detector) = &self.detector else {
+            return Err(config_error(
+                py,
+                "on_alarm() needs a detector: pass profile= or drift=True to Monitor()",
+            ));
+        };
+        if !callback.is_callable() {
+            let type_name = callback.get_type().name()?;
+            return Err(input_error(
+                py,
+                format!("invalid callback in on_alarm(): expected a callable, got {type_name}"),
+            ));
+        }
+        let callback = callback.unbind();
+        py.detach(|| detector.on_alarm(move |event| alarms::call(&callback, event)));
+        Ok(())
     }
 
     /// The endpoint metrics are exported to, or None without an exporter.
@@ -242,13 +342,36 @@ impl Monitor {
             error(py, Kind::Base, format!("failed to convert the snapshot to a dict: {e}"))
         })?;
         let value = py.import("json")?.call_method1("loads", (text,))?;
-        value.cast_into::<PyDict>().map_err(PyErr::from)
+        let dict = value.cast_into::<PyDict>().map_err(PyErr::from)?;
+        if let (Some(detector), Some(events)) = (&self.detector, &self.events) {
+            // As in `inferwatch run --json`: the events since the previous snapshot, then
+            // the names of the alarms raised now.
+            let (events, active) = py.detach(|| {
+                let receiver = events.lock().unwrap_or_else(|e| e.into_inner());
+                let events: Vec<AlarmEvent> = receiver.try_iter().collect();
+                (events, detector.active_alarms())
+            });
+            let list = PyList::empty(py);
+            for event in &events {
+                list.append(alarms::to_python(py, event)?)?;
+            }
+            dict.set_item("alarms", list)?;
+            let names: Vec<&str> = active.iter().map(|event| event.behavior.as_str()).collect();
+            dict.set_item("active_alarms", names)?;
+        }
+        Ok(dict)
     }
 
     fn shutdown(&self, py: Python<'_>) {
         // The sampler thread never takes the GIL, so waiting for it with the GIL released
-        // only lets other Python threads run meanwhile.
-        py.detach(|| self.inner.shutdown());
+        // only lets other Python threads run meanwhile. The detector thread takes the GIL
+        // to call `on_alarm` callbacks, which it can do while this thread waits.
+        py.detach(|| {
+            if let Some(detector) = &self.detector {
+                detector.stop();
+            }
+            self.inner.shutdown();
+        });
     }
 
     fn __repr__(&self) -> String {
@@ -260,7 +383,7 @@ impl Monitor {
 /// shorter slots for windows under a minute so that the window keeps at least 12 slots
 /// (the rule `inferwatch run` uses).
 fn window_config(span: Duration) -> WindowConfig {
-    let slot = (span / 12).clamp(Duration::from_millis(100), DEFAULT_SLOT);
+    let slot = (span / 12).clamp(MIN_SLOT, DEFAULT_SLOT);
     WindowConfig::spanning(span, slot)
 }
 

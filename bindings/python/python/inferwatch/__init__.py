@@ -5,7 +5,9 @@ rolling window of those times with the CPU and GPU load seen by each inference. 
 times any other inference code through ``measure()``, ``time()`` or ``record()``, and
 exports the window over OTLP. ``instrument()`` times an existing
 ``onnxruntime.InferenceSession``. ``Monitor.snapshot()`` returns the window statistics
-with the same fields as ``inferwatch run --json``.
+with the same fields as ``inferwatch run --json``. With a security profile or latency
+drift detection, the monitor also raises alarms, returned by ``Monitor.alarms()`` and
+passed to the callbacks of ``Monitor.on_alarm()``.
 
 The classes are implemented in Rust (``inferwatch._native``); their documentation is in the
 type stubs shipped with the package.

@@ -116,6 +116,28 @@ class Monitor:
         otlp_protocol: ``"http/protobuf"`` (the default) or ``"grpc"``.
         export_interval: seconds between two exports; 60 by default.
         service_name: the ``service.name`` resource attribute.
+        profile: evaluate a security profile on the window: ``"crypto-mining"`` (the
+            shipped profile: GPU load per inference under 40 %, average inference time
+            under 100 ms) or the path of a behaviors JSON file in the format of
+            ``aws iot create-security-profile --behaviors``.
+        drift: run the latency drift detector, which learns a baseline of the p90
+            latency over its first 30 s and raises ``latency-drift`` when the latency
+            stays above it.
+        feedback_dir: read a simulated GPU from this folder, as
+            ``inferwatch run --feedback-dir`` does: the number in ``gpu_load_fb`` is
+            the GPU load in percent, and the number in ``gpu_inference_fb`` (in
+            milliseconds) replaces the ``avg_inference_time`` that the profile evaluates.
+            ``inferwatch simulate feedback`` writes both files.
+        eval_period: seconds between two datapoints of the profile. With a profile or
+            ``drift``, window slots are no longer than this period (nor than 1 s with
+            ``drift``), and at least 0.1 s.
+        indicators: also look through ``/proc`` for mining indicators (pool
+            connections, miner names and command lines, foreign processes that keep a
+            core busy) once per ``eval_period``.
+
+    With ``profile`` or ``drift``, a background thread (``inferwatch-detector``)
+    evaluates the window and reports alarms through ``alarms()``, ``on_alarm()`` and the
+    ``alarms`` field of ``snapshot()``.
 
     The exporter sends from its own thread and never blocks recording: an unreachable
     collector makes exports fail, counted in ``export_counts()``. The monitor exports once
@@ -123,7 +145,9 @@ class Monitor:
 
     Raises:
         ConfigError: a window, period or interval that is not a positive number of
-            seconds, an unknown metric name or protocol, or an invalid endpoint.
+            seconds, an unknown metric name or protocol, an invalid endpoint, or a
+            profile that cannot be read or is invalid (the message names the JSON path of
+            every problem, such as ``$[0].criteria.value.number``).
     """
 
     def __new__(
@@ -137,6 +161,11 @@ class Monitor:
         otlp_protocol: Optional[str] = None,
         export_interval: Optional[float] = None,
         service_name: Optional[str] = None,
+        profile: Optional[Union[str, os.PathLike[str]]] = None,
+        drift: bool = False,
+        feedback_dir: Optional[Union[str, os.PathLike[str]]] = None,
+        eval_period: float = 5.0,
+        indicators: bool = False,
     ) -> Self: ...
     @property
     def window(self) -> float:
@@ -202,12 +231,56 @@ class Monitor:
         (no inference in the window, no load source) is ``None``, never 0.
         Percentiles are within 1 % of the exact values.
 
+        With ``profile`` or ``drift``, two more fields follow, as in
+        ``inferwatch run --json``: ``alarms``, the alarm events since the previous
+        ``snapshot()`` (dicts as ``on_alarm()`` receives them), and ``active_alarms``, the
+        names of the behaviors in alarm now.
+
         Raises:
             ConfigError: ``seconds`` is not a positive number.
         """
 
+    def alarms(self) -> list[dict[str, Any]]:
+        """Return the alarms raised now, each as the event that raised it.
+
+        The list is empty without ``profile`` or ``drift``, and while nothing is in
+        alarm. Each dict is an event as ``on_alarm()`` describes it, with ``state``
+        ``"in-alarm"``.
+        """
+
+    def on_alarm(self, callback: Callable[[dict[str, Any]], object], /) -> None:
+        """Call ``callback(event)`` for every alarm event from now on.
+
+        ``event`` is a dict with the fields of the events in ``inferwatch run --json``,
+        in this order:
+
+        - ``time_ms``: the time of the evaluation (int, milliseconds since the Unix epoch).
+        - ``kind``: ``"behavior"``, ``"drift"`` or ``"indicator"``.
+        - ``behavior``: the behavior name, ``"latency-drift"`` or the indicator name.
+        - ``metric``: the metric evaluated, such as ``"avg_inference_time"``.
+        - ``state``: ``"in-alarm"``, ``"alarm-cleared"`` or ``"alarm-invalidated"``.
+        - ``operator``: the comparison that is true for normal datapoints, such as
+          ``"less-than"``.
+        - ``value``: the value observed, after aggregation over the behavior's
+          ``durationSeconds`` (the mean of its datapoints for a number threshold), or
+          ``None`` for an invalidated alarm.
+        - ``threshold``: the value compared with.
+        - ``detail``: a readable account, such as
+          ``"avg_inference_time = 180.000 where normal is less-than 100.000"``.
+
+        The callback runs on the detector thread with the GIL held, so it should return
+        quickly. An exception it raises is printed to ``sys.stderr`` with its traceback;
+        the detector goes on and later events are still delivered. A callback may call
+        ``alarms()`` and ``snapshot()``, but not ``on_alarm()`` or ``shutdown()``, which
+        wait for the delivery that runs the callback.
+
+        Raises:
+            ConfigError: the monitor has neither ``profile`` nor ``drift``.
+            InputError: ``callback`` is not callable.
+        """
+
     def shutdown(self) -> None:
-        """Stop the sampler thread and wait for it.
+        """Stop the sampler thread and the detector thread, and wait for them.
 
         Recording still works afterwards, with the last load values frozen.
         """
