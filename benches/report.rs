@@ -49,6 +49,15 @@ fn report(c: &mut Criterion) {
     // The first read sets the traffic baseline. Later reads also carry `network_stats`.
     collect(&mut netstat, &monitor, &options);
     let sample = collect(&mut netstat, &monitor, &options);
+    let encodings = [
+        ("encode JSON, long keys", Format::Json, KeyStyle::Long),
+        ("encode JSON, short keys", Format::Json, KeyStyle::Short),
+        ("encode CBOR, short keys", Format::Cbor, KeyStyle::Short),
+    ];
+    for (name, format, style) in encodings {
+        let bytes = sample.encode(format, style).expect("failed to encode").len();
+        println!("report/{name}: {bytes} bytes");
+    }
 
     let mut group = c.benchmark_group("report");
     group.throughput(Throughput::Elements(1));
@@ -64,11 +73,7 @@ fn report(c: &mut Criterion) {
     group.bench_function("collect: snapshot and custom metrics", |b| {
         b.iter(|| custom_metrics(&black_box(&monitor).snapshot(), &options))
     });
-    for (name, format, style) in [
-        ("encode JSON, long keys", Format::Json, KeyStyle::Long),
-        ("encode JSON, short keys", Format::Json, KeyStyle::Short),
-        ("encode CBOR, short keys", Format::Cbor, KeyStyle::Short),
-    ] {
+    for (name, format, style) in encodings {
         group.bench_function(name, |b| {
             b.iter(|| black_box(&sample).encode(format, style).expect("failed to encode"))
         });
