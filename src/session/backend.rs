@@ -91,6 +91,10 @@ impl SessionOptions {
 }
 
 /// Loads the model at `path` with the backend `options` names.
+#[cfg_attr(
+    not(any(feature = "tract", feature = "ort")),
+    allow(unused_variables, reason = "every backend feature is off")
+)]
 pub fn load_backend(
     path: impl AsRef<Path>,
     options: &SessionOptions,
