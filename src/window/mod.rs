@@ -8,10 +8,8 @@
 //!
 //! Recording is a few relaxed atomic operations on the current slot: no lock, no allocation,
 //! no system call, no panic. So that two threads never fight over one cache line, the ring is
-//! striped: the first threads that record (as many as there are stripes) each own a stripe
-//! and update it with plain loads and stores, later threads share one more stripe through
-//! atomic adds, and a reader sums the stripes. Thread indices are never reused, so a program
-//! that keeps starting new recording threads ends up on the shared stripe.
+//! striped: each thread writes to the stripe picked by its thread index, and a reader sums
+//! the stripes.
 
 mod histogram;
 mod stats;
@@ -153,7 +151,7 @@ impl Slot {
 
 /// A ring of time slots that counts inference latency and load, written without locks.
 ///
-/// Memory is fixed at construction: `(stripes + 1) × ring × 9.5 KiB`, where the ring is the number
+/// Memory is fixed at construction: `stripes × ring × 9.5 KiB`, where the ring is the number
 /// of slots rounded up past the next power of two (64 for the default 60). The extra slots
 /// mean the slot a writer resets is never one a snapshot of the full window reads.
 ///
@@ -167,12 +165,7 @@ pub struct RollingWindow {
     /// whose result is at most one below the quotient, corrected by one comparison.
     slot_reciprocal: u64,
     ring_mask: u64,
-    /// The first `owned_stripes` stripes each belong to the thread whose index (handed out
-    /// in order of first use, process-wide) equals the stripe's: only that thread writes
-    /// their counters, so it updates them with plain loads and stores, no locked
-    /// instruction. The last stripe is shared by every later thread, which uses atomic
-    /// read-modify-writes. Resets still go through the slot's compare-and-swap.
-    owned_stripes: usize,
+    stripe_mask: usize,
     stripes: Box<[Box<[CachePadded<Slot>]>]>,
     dropped: CachePadded<AtomicU64>,
 }
@@ -183,17 +176,6 @@ impl std::fmt::Debug for RollingWindow {
             .field("config", &self.config)
             .field("dropped", &self.dropped.load(Ordering::Relaxed))
             .finish_non_exhaustive()
-    }
-}
-
-/// Adds `value` to `counter`: with a plain load and store when this thread is the counter's
-/// only writer (`owned`), with an atomic add otherwise.
-#[inline]
-fn add(counter: &AtomicU64, value: u64, owned: bool) {
-    if owned {
-        counter.store(counter.load(Ordering::Relaxed).wrapping_add(value), Ordering::Relaxed);
-    } else {
-        counter.fetch_add(value, Ordering::Relaxed);
     }
 }
 
@@ -224,7 +206,7 @@ impl RollingWindow {
         let slots = config.slots.max(1);
         let ring = (slots + 1).next_power_of_two();
         let stripe_count = config.stripes.clamp(1, 64).next_power_of_two();
-        let stripes = (0..=stripe_count)
+        let stripes = (0..stripe_count)
             .map(|_| (0..ring).map(|_| CachePadded::new(Slot::new())).collect())
             .collect();
         RollingWindow {
@@ -232,7 +214,7 @@ impl RollingWindow {
             slot_nanos,
             slot_reciprocal: u64::MAX / slot_nanos,
             ring_mask: ring as u64 - 1,
-            owned_stripes: stripe_count,
+            stripe_mask: stripe_count - 1,
             stripes,
             dropped: CachePadded::new(AtomicU64::new(0)),
         }
@@ -250,19 +232,17 @@ impl RollingWindow {
         estimate + u64::from(remainder >= self.slot_nanos)
     }
 
-    /// Returns this thread's slot for the time `now_nanos`, reset for its epoch, and whether
-    /// this thread owns the slot's stripe; `None` when the record must be dropped.
+    /// Returns this thread's slot for the time `now_nanos`, reset for its epoch, or `None`
+    /// when the record must be dropped.
     #[inline]
-    fn slot_for(&self, now_nanos: u64) -> Option<(&Slot, bool)> {
+    fn slot_for(&self, now_nanos: u64) -> Option<&Slot> {
         let epoch = self.epoch(now_nanos);
-        let index = thread_index();
-        let owned = index < self.owned_stripes;
-        let stripe = &self.stripes[if owned { index } else { self.owned_stripes }];
+        let stripe = &self.stripes[thread_index() & self.stripe_mask];
         let slot = &stripe[(epoch & self.ring_mask) as usize];
         let wanted = (epoch + 1) << 1;
         let current = slot.state.load(Ordering::Acquire);
         if current == wanted || slot.rotate(current, wanted) {
-            Some((slot, owned))
+            Some(slot)
         } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             None
@@ -273,14 +253,9 @@ impl RollingWindow {
     /// with the load observed during it.
     #[inline]
     pub fn record(&self, now_nanos: u64, duration_nanos: u64, load: &LoadSample) {
-        let Some((slot, owned)) = self.slot_for(now_nanos) else { return };
-        add(&slot.sum, duration_nanos, owned);
-        let bucket = &slot.buckets[histogram::bucket_index(duration_nanos)];
-        if owned {
-            bucket.store(bucket.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-        } else {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
+        let Some(slot) = self.slot_for(now_nanos) else { return };
+        slot.sum.fetch_add(duration_nanos, Ordering::Relaxed);
+        slot.buckets[histogram::bucket_index(duration_nanos)].fetch_add(1, Ordering::Relaxed);
         // Most records change neither extreme, so a load comes first and the atomic
         // read-modify-write runs only when the value is new.
         if duration_nanos < slot.min.load(Ordering::Relaxed) {
@@ -294,16 +269,16 @@ impl RollingWindow {
         }
         for kind in 0..LOAD_KINDS {
             if let Some(value) = load.raw(kind) {
-                add(&slot.load_sum[kind], u64::from(value), owned);
-                add(&slot.load_count[kind], 1, owned);
+                slot.load_sum[kind].fetch_add(u64::from(value), Ordering::Relaxed);
+                slot.load_count[kind].fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
     /// Records one failed inference that ended at `now_nanos`.
     pub fn record_failure(&self, now_nanos: u64) {
-        if let Some((slot, owned)) = self.slot_for(now_nanos) {
-            add(&slot.failed, 1, owned);
+        if let Some(slot) = self.slot_for(now_nanos) {
+            slot.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
 

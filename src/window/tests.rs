@@ -166,27 +166,3 @@ proptest! {
         prop_assert_eq!(window.epoch(now), now / slot_nanos);
     }
 }
-
-#[test]
-fn exact_totals_on_owned_stripes() {
-    // With 64 stripes, threads whose process-wide index is below 64 each own a stripe and
-    // update it with plain stores; any others share the extra stripe.
-    let window = Arc::new(window(60, 64));
-    let per_thread: u64 = 200_000;
-    std::thread::scope(|scope| {
-        for _ in 0..4 {
-            let window = window.clone();
-            scope.spawn(move || {
-                for _ in 0..per_thread {
-                    window.record(SECOND, 10, &LoadSample::EMPTY.with(LoadKind::Cpu, 50.0));
-                }
-                window.record_failure(SECOND);
-            });
-        }
-    });
-    let stats = window.stats(SECOND, Duration::from_secs(300));
-    assert_eq!(stats.count, 4 * per_thread);
-    assert_eq!(stats.sum_nanos, 4 * per_thread * 10);
-    assert_eq!(stats.failed, 4);
-    assert_eq!(stats.load_mean(LoadKind::Cpu), Some(50.0));
-}
