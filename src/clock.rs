@@ -6,8 +6,8 @@ use std::time::Duration;
 /// A monotonic clock in nanoseconds since the clock was created.
 ///
 /// The real clock reads the CPU's time-stamp counter through [`quanta`] where it is stable
-/// (about 12 ns a read against 28 ns for `std::time::Instant` on the machines measured in
-/// `benches/README.md`) and falls back to the OS monotonic clock elsewhere. A manual clock,
+/// and falls back to the OS monotonic clock elsewhere. `benches/README.md` gives the cost of
+/// a read on the machine measured there (about 18 ns in that VM). A manual clock,
 /// made by [`Clock::manual`], moves only when a test calls [`ManualClock::advance`], so slot
 /// rotation and time-based detection can be tested without sleeping.
 ///
