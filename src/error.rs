@@ -28,7 +28,7 @@ pub enum SessionError {
     NotOnnx {
         /// The model path.
         path: PathBuf,
-        /// What the decoder reported.
+        /// The decoder's message.
         detail: String,
     },
     /// The model uses an operator the backend does not implement.
@@ -252,7 +252,7 @@ pub enum NpyError {
     Format {
         /// The file path.
         path: PathBuf,
-        /// What is wrong.
+        /// The problem found.
         detail: String,
     },
 }
@@ -282,7 +282,7 @@ pub enum LoadError {
     Parse {
         /// The file path.
         path: PathBuf,
-        /// What was looked for.
+        /// The part of the file that was expected.
         what: &'static str,
     },
     /// A driver library (such as NVML) failed.
@@ -326,7 +326,7 @@ pub enum ConfigError {
     /// A value is invalid.
     #[error("invalid {key} {value:?} in {origin}: {expected}")]
     Invalid {
-        /// Where the value came from: a file path, `--flag` or a variable name.
+        /// The origin of the value: a file path, `--flag` or a variable name.
         origin: String,
         /// The key or flag.
         key: String,

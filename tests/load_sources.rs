@@ -21,7 +21,7 @@ fn system_ticks_from_proc_stat() {
 }
 
 #[test]
-fn process_ticks_skip_a_name_with_spaces_and_parens() {
+fn process_ticks_odd_name() {
     let stat = "4242 (my (odd) proc) R 1 4242 4242 0 -1 4194304 100 0 0 0 1234 567 0 0 20 0 1 0";
     assert_eq!(read_process_cpu_ticks(stat), Some(1234 + 567));
     assert_eq!(read_process_cpu_ticks("4242 (cut) R 1 2"), None);
@@ -62,7 +62,8 @@ fn cpu_source_on_the_real_proc() {
     source.sample(&cells).unwrap();
     let system = cells.get(LoadKind::Cpu).unwrap();
     let foreign = cells.get(LoadKind::ForeignCpu).unwrap();
-    assert!(system > 0.0 && system <= 100.0, "system {system}");
+    assert!(system > 0.0, "system {system}");
+    assert!(system <= 100.0, "system {system}");
     assert!(foreign <= system, "foreign {foreign} above system {system}");
 }
 

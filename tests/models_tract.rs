@@ -1,4 +1,4 @@
-//! Every shipped model gives the right answer on its real sample input through tract.
+//! Every shipped model gives the expected output on its real sample input through tract.
 
 mod common;
 
@@ -33,7 +33,7 @@ fn classifier_tells_upright_from_upside_down() {
 }
 
 #[test]
-fn detector_map_is_high_on_text_and_low_elsewhere() {
+fn detector_map_marks_text() {
     let expected = &expected()["ppocr-det"];
     let inputs = case_inputs(&expected["inputs"]);
     let session = session("ppocr-det/model.onnx", &inputs);

@@ -50,12 +50,12 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    /// A failure caused by the user's input (a file, a flag, a model): exit status 2.
+    /// Creates a failure caused by the user's input (a file, a flag, a model): exit status 2.
     pub(crate) fn input(message: impl std::fmt::Display) -> Self {
         Failure { message: message.to_string(), status: 2 }
     }
 
-    /// A failure at run time (a network peer, the system): exit status 1.
+    /// Creates a failure at run time (a network peer, the system): exit status 1.
     pub(crate) fn runtime(message: impl std::fmt::Display) -> Self {
         Failure { message: message.to_string(), status: 1 }
     }

@@ -226,7 +226,7 @@ pub fn run_fleet_publishing(
                 }
                 Some(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
                     if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                        tracing::error!("fleet: the broker refused the subscription to {REPORT_FILTER}");
+                        tracing::error!("fleet: the broker rejected the subscription to {REPORT_FILTER}");
                     }
                 }
                 Some(Ok(Event::Incoming(Packet::Publish(publish)))) => {

@@ -51,7 +51,7 @@ pub struct PublisherConfig {
     pub keep_alive: Duration,
     /// First wait after a failed connection.
     pub reconnect_min: Duration,
-    /// Longest wait between two connection attempts.
+    /// Maximum wait between two connection attempts.
     pub reconnect_max: Duration,
 }
 

@@ -14,7 +14,7 @@ pub enum AlarmState {
     InAlarm,
     /// Enough normal datapoints in a row: the alarm is over.
     AlarmCleared,
-    /// The metric stopped coming while the alarm was raised, so nothing more can be said.
+    /// The metric stopped arriving while the alarm was raised, so its state is unknown.
     AlarmInvalidated,
 }
 

@@ -155,7 +155,7 @@ pub struct ProcessStat {
     pub name: String,
     /// `utime + stime`, in clock ticks.
     pub cpu_ticks: u64,
-    /// Start time after boot, in clock ticks: with the PID, it tells a reused PID apart.
+    /// Start time after boot, in clock ticks. Together with the PID, it distinguishes a reused PID.
     pub start_ticks: u64,
 }
 

@@ -29,7 +29,7 @@ use crate::error::LoadError;
 
 /// A source of one or more load values, polled by a [`Sampler`] thread.
 pub trait LoadSource: Send + 'static {
-    /// A short name for logs, such as `"/proc/stat"` or the file path.
+    /// Returns a short name for logs, such as `"/proc/stat"` or the file path.
     fn name(&self) -> String;
 
     /// Reads the source and stores what it measured in `cells`.
@@ -40,6 +40,6 @@ pub trait LoadSource: Send + 'static {
     /// error once until the source recovers.
     fn sample(&mut self, cells: &LoadCells) -> Result<(), LoadError>;
 
-    /// The metrics this source writes; the sampler clears them when `sample` fails.
+    /// Returns the metrics this source writes. The sampler clears them when `sample` fails.
     fn kinds(&self) -> Vec<LoadKind>;
 }

@@ -15,13 +15,13 @@ use crate::error::SessionError;
 /// runtime needs exclusive access per call (ONNX Runtime's `Session::run` takes `&mut self`)
 /// keeps a pool of sessions inside.
 pub trait Backend: Send + Sync + 'static {
-    /// The backend's name, such as `"tract"`.
+    /// Returns the backend's name, such as `"tract"`.
     fn name(&self) -> &'static str;
 
-    /// The model's inputs, in the order `run` takes them.
+    /// Returns the model's inputs, in the order `run` takes them.
     fn inputs(&self) -> &[TensorInfo];
 
-    /// The model's outputs, in the order `run` returns them.
+    /// Returns the model's outputs, in the order `run` returns them.
     fn outputs(&self) -> &[TensorInfo];
 
     /// Runs one inference. `inputs` are in the order of [`Backend::inputs`] and have already

@@ -86,7 +86,7 @@ impl Tensor {
         for_each_tensor!(self, array => array.shape())
     }
 
-    /// Returns the elements as `f32` if the tensor holds `float32`.
+    /// Returns the elements as `f32` if the tensor contains `float32`.
     pub fn as_f32(&self) -> Option<&ArrayD<f32>> {
         match self {
             Tensor::F32(array) => Some(array),
@@ -96,7 +96,7 @@ impl Tensor {
 
     /// Returns a tensor of `shape` filled with a fixed pattern of small values, for models
     /// that ship no sample input. Floats follow a ramp in [-1, 1), integers are 0 and
-    /// booleans false, so every run and backend sees the same input.
+    /// booleans false, so every run and backend gets the same input.
     pub fn generated(dtype: DType, shape: &[usize]) -> Tensor {
         let shape = ndarray::IxDyn(shape);
         let ramp = |index: usize| ((index * 37) % 200) as f64 / 100.0 - 1.0;
@@ -226,7 +226,7 @@ impl TensorMap {
         self.entries.len()
     }
 
-    /// Returns true when the map holds no tensor.
+    /// Returns true when the map contains no tensor.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -68,10 +68,10 @@ impl WindowConfig {
 
 /// One time slot of one stripe.
 ///
-/// `state` governs every other field. It is 0 for a slot never used, `(epoch + 1) << 1` for a
-/// slot that holds the counts of `epoch` (the slot's time span, counted in slot lengths since
-/// the clock's origin), and the same with bit 0 set while one writer resets the slot for a
-/// new epoch. Only the writer whose compare-and-swap set bit 0 stores to the counters with
+/// `state` governs every other field. It is 0 for a slot never used. It is `(epoch + 1) << 1`
+/// for a slot that contains the counts of `epoch`, the slot's time span counted in slot
+/// lengths since the clock's origin. It is the same with bit 0 set while one writer resets the
+/// slot for a new epoch. Only the writer whose compare-and-swap set bit 0 stores to the counters with
 /// plain relaxed stores, then publishes the new epoch with a release store. Other writers
 /// only add once they have seen the exact epoch they want (acquire load), so their adds
 /// follow the reset. Readers load `state` before and after reading the counters and drop the
@@ -104,28 +104,28 @@ impl Slot {
         }
     }
 
-    /// Makes the slot hold `wanted` (an encoded state), resetting it if it holds an older
-    /// epoch. Returns false when the sample must be dropped: another writer is resetting the
+    /// Makes the slot contain `target` (an encoded state), resetting it if it contains an
+    /// older epoch. Returns false when the sample must be dropped: another writer is resetting the
     /// slot, or the slot already moved on to a newer epoch than the sample's.
     #[cold]
-    fn rotate(&self, mut current: u64, wanted: u64) -> bool {
+    fn rotate(&self, mut current: u64, target: u64) -> bool {
         loop {
-            if current == wanted {
+            if current == target {
                 return true;
             }
-            if current & RESETTING != 0 || current > wanted {
+            if current & RESETTING != 0 || current > target {
                 return false;
             }
             match self.state.compare_exchange(
                 current,
-                wanted | RESETTING,
+                target | RESETTING,
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    // This thread owns the reset: nobody adds until the release store below.
+                    // This thread owns the reset, so no writer adds until the release store below.
                     self.clear();
-                    self.state.store(wanted, Ordering::Release);
+                    self.state.store(target, Ordering::Release);
                     return true;
                 }
                 // Another writer changed the state first: look again at what it stored.
@@ -239,9 +239,9 @@ impl RollingWindow {
         let epoch = self.epoch(now_nanos);
         let stripe = &self.stripes[thread_index() & self.stripe_mask];
         let slot = &stripe[(epoch & self.ring_mask) as usize];
-        let wanted = (epoch + 1) << 1;
+        let target = (epoch + 1) << 1;
         let current = slot.state.load(Ordering::Acquire);
-        if current == wanted || slot.rotate(current, wanted) {
+        if current == target || slot.rotate(current, target) {
             Some(slot)
         } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -287,10 +287,10 @@ impl RollingWindow {
     /// calls it at least once per slot length.
     pub fn prepare(&self, now_nanos: u64) {
         let epoch = self.epoch(now_nanos) + 1;
-        let wanted = (epoch + 1) << 1;
+        let target = (epoch + 1) << 1;
         for stripe in self.stripes.iter() {
             let slot = &stripe[(epoch & self.ring_mask) as usize];
-            slot.rotate(slot.state.load(Ordering::Acquire), wanted);
+            slot.rotate(slot.state.load(Ordering::Acquire), target);
         }
     }
 
@@ -320,9 +320,9 @@ impl RollingWindow {
 
     /// Sums the slots that cover the trailing `span` at clock time `now_nanos`.
     ///
-    /// The span is rounded up to whole slots and capped at the window, and it includes the
-    /// current slot, which is still filling: with 5 s slots, a 10 s span covers between 5 and
-    /// 10 s of past records plus the current ones.
+    /// The span is rounded up to whole slots and capped at the window. It includes the current
+    /// slot, which is still filling, so with 5 s slots a 10 s span covers between 5 and 10 s of
+    /// past records plus the current ones.
     pub fn stats(&self, now_nanos: u64, span: Duration) -> WindowStats {
         let span_slots = (span.as_nanos().div_ceil(u128::from(self.slot_nanos)) as u64)
             .clamp(1, self.config.slots as u64);

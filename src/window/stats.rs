@@ -47,9 +47,9 @@ impl WindowStats {
         }
     }
 
-    /// Adds `slot` if it holds exactly the encoded state `wanted` before and after the read.
-    pub(super) fn add_slot(&mut self, slot: &Slot, wanted: u64) {
-        if slot.state.load(Ordering::Acquire) != wanted {
+    /// Adds `slot` if its encoded state equals `target` before and after the read.
+    pub(super) fn add_slot(&mut self, slot: &Slot, target: u64) {
+        if slot.state.load(Ordering::Acquire) != target {
             return;
         }
         let mut buckets = [0u32; histogram::BUCKETS];
@@ -64,7 +64,7 @@ impl WindowStats {
             std::array::from_fn(|kind| slot.load_sum[kind].load(Ordering::Relaxed));
         let load_count: [u64; LOAD_KINDS] =
             std::array::from_fn(|kind| slot.load_count[kind].load(Ordering::Relaxed));
-        if slot.state.load(Ordering::Acquire) != wanted {
+        if slot.state.load(Ordering::Acquire) != target {
             // The slot was reset for a newer epoch while it was read.
             return;
         }
