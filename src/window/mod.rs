@@ -8,16 +8,18 @@
 //!
 //! Recording is a few relaxed atomic operations on the current slot: no lock, no allocation,
 //! no system call, no panic. So that two threads never fight over one cache line, the ring is
-//! striped: each thread writes to the stripe picked by its thread index, and a reader sums
-//! the stripes.
+//! striped, and a reader sums the stripes. A thread that holds an owner index (see
+//! `owner.rs`) below the number of stripes is the only writer of that stripe and updates it
+//! with plain loads and stores. Any other thread writes to one more, shared stripe with
+//! atomic read-modify-writes.
 
 mod histogram;
+mod owner;
 mod stats;
 #[cfg(test)]
 mod tests;
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -38,9 +40,9 @@ pub struct WindowConfig {
     pub slot: Duration,
     /// Number of slots the window spans.
     pub slots: usize,
-    /// Number of independent copies of the ring that threads write to; rounded up to a power
-    /// of two. More stripes mean less contention between recording threads and more memory
-    /// (about 9.5 KiB per slot and stripe).
+    /// Number of copies of the ring that one recording thread each writes to alone, at most
+    /// 64. Threads beyond these share one more copy and pay for atomic adds, so set it to the
+    /// number of threads that record at once. Each stripe takes about 9.5 KiB per slot.
     pub stripes: usize,
 }
 
@@ -85,7 +87,8 @@ struct Slot {
     /// Sum of each load metric over the inferences that saw one, in hundredths of a percent.
     load_sum: [AtomicU64; LOAD_KINDS],
     load_count: [AtomicU64; LOAD_KINDS],
-    buckets: Box<[AtomicU32]>,
+    /// Kept inline, so that reaching a bucket takes no pointer load after the slot's address.
+    buckets: [AtomicU32; histogram::BUCKETS],
 }
 
 const RESETTING: u64 = 1;
@@ -100,7 +103,7 @@ impl Slot {
             failed: AtomicU64::new(0),
             load_sum: Default::default(),
             load_count: Default::default(),
-            buckets: (0..histogram::BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+            buckets: [const { AtomicU32::new(0) }; histogram::BUCKETS],
         }
     }
 
@@ -151,7 +154,7 @@ impl Slot {
 
 /// A ring of time slots that counts inference latency and load, written without locks.
 ///
-/// Memory is fixed at construction: `stripes × ring × 9.5 KiB`, where the ring is the number
+/// Memory is fixed at construction: `(stripes + 1) × ring × 9.5 KiB`, where the ring is the number
 /// of slots rounded up past the next power of two (64 for the default 60). The extra slots
 /// mean the slot a writer resets is never one a snapshot of the full window reads.
 ///
@@ -165,8 +168,13 @@ pub struct RollingWindow {
     /// whose result is at most one below the quotient, corrected by one comparison.
     slot_reciprocal: u64,
     ring_mask: u64,
-    stripe_mask: usize,
-    stripes: Box<[Box<[CachePadded<Slot>]>]>,
+    /// Stripes `0..owned` each have one writer, the thread holding that owner index; stripe
+    /// `owned` is shared by every other thread.
+    owned: usize,
+    /// The slots of all stripes, stripe after stripe: slot `r` of stripe `s` is at
+    /// `s * ring + r`. One flat array means one address computation and no pointer chasing
+    /// on the hot path.
+    slots: Box<[CachePadded<Slot>]>,
     dropped: CachePadded<AtomicU64>,
 }
 
@@ -179,24 +187,74 @@ impl std::fmt::Debug for RollingWindow {
     }
 }
 
-static NEXT_THREAD_INDEX: AtomicUsize = AtomicUsize::new(0);
+/// How a thread updates the counters of a slot: with plain loads and stores when it is
+/// their only writer (`OWNED`), with atomic read-modify-writes otherwise.
+struct Update<const OWNED: bool>;
 
-thread_local! {
-    /// The stripe index of this thread, handed out in order of first use.
-    static THREAD_INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-#[inline]
-fn thread_index() -> usize {
-    THREAD_INDEX.with(|index| {
-        let value = index.get();
-        if value != usize::MAX {
-            return value;
+impl<const OWNED: bool> Update<OWNED> {
+    #[inline(always)]
+    fn add(counter: &AtomicU64, value: u64) {
+        if OWNED {
+            counter.store(counter.load(Ordering::Relaxed).wrapping_add(value), Ordering::Relaxed);
+        } else {
+            counter.fetch_add(value, Ordering::Relaxed);
         }
-        let value = NEXT_THREAD_INDEX.fetch_add(1, Ordering::Relaxed);
-        index.set(value);
-        value
-    })
+    }
+
+    #[inline(always)]
+    fn increment(counter: &AtomicU32) {
+        if OWNED {
+            counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        } else {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Lowers `counter` to `value`. Most records change neither extreme, so a shared writer
+    /// also loads first and runs the read-modify-write only for a new extreme.
+    #[inline(always)]
+    fn lower(counter: &AtomicU64, value: u64) {
+        if value < counter.load(Ordering::Relaxed) {
+            if OWNED {
+                counter.store(value, Ordering::Relaxed);
+            } else {
+                counter.fetch_min(value, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn raise(counter: &AtomicU64, value: u64) {
+        if value > counter.load(Ordering::Relaxed) {
+            if OWNED {
+                counter.store(value, Ordering::Relaxed);
+            } else {
+                counter.fetch_max(value, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn record(slot: &Slot, duration_nanos: u64, load: &LoadSample) {
+        Self::add(&slot.sum, duration_nanos);
+        Self::increment(&slot.buckets[histogram::bucket_index(duration_nanos)]);
+        Self::lower(&slot.min, duration_nanos);
+        Self::raise(&slot.max, duration_nanos);
+        if !load.is_empty() {
+            Self::record_load(slot, load);
+        }
+    }
+
+    /// Kept out of line so that the common path of [`Self::record`] stays short.
+    #[inline(never)]
+    fn record_load(slot: &Slot, load: &LoadSample) {
+        for kind in 0..LOAD_KINDS {
+            if let Some(value) = load.raw(kind) {
+                Self::add(&slot.load_sum[kind], u64::from(value));
+                Self::add(&slot.load_count[kind], 1);
+            }
+        }
+    }
 }
 
 impl RollingWindow {
@@ -205,22 +263,20 @@ impl RollingWindow {
         let slot_nanos = (config.slot.as_nanos() as u64).max(1);
         let slots = config.slots.max(1);
         let ring = (slots + 1).next_power_of_two();
-        let stripe_count = config.stripes.clamp(1, 64).next_power_of_two();
-        let stripes = (0..stripe_count)
-            .map(|_| (0..ring).map(|_| CachePadded::new(Slot::new())).collect())
-            .collect();
+        let owned = config.stripes.clamp(1, owner::OWNERS);
+        let all_slots = (0..(owned + 1) * ring).map(|_| CachePadded::new(Slot::new())).collect();
         RollingWindow {
-            config: WindowConfig { slots, stripes: stripe_count, ..config },
+            config: WindowConfig { slots, stripes: owned, ..config },
             slot_nanos,
             slot_reciprocal: u64::MAX / slot_nanos,
             ring_mask: ring as u64 - 1,
-            stripe_mask: stripe_count - 1,
-            stripes,
+            owned,
+            slots: all_slots,
             dropped: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
-    /// Returns the window's configuration, with the stripes rounded as used.
+    /// Returns the window's configuration, with the number of stripes clamped as used.
     pub fn config(&self) -> WindowConfig {
         self.config
     }
@@ -232,13 +288,20 @@ impl RollingWindow {
         estimate + u64::from(remainder >= self.slot_nanos)
     }
 
-    /// Returns this thread's slot for the time `now_nanos`, reset for its epoch, or `None`
+    /// Returns the slot of `stripe` that holds `epoch` (or an older or newer epoch that maps
+    /// to the same place in the ring).
+    #[inline(always)]
+    fn slot(&self, stripe: usize, epoch: u64) -> &Slot {
+        let ring = self.ring_mask as usize + 1;
+        &self.slots[stripe * ring + (epoch & self.ring_mask) as usize]
+    }
+
+    /// Returns the slot of `stripe` for the time `now_nanos`, reset for its epoch, or `None`
     /// when the record must be dropped.
-    #[inline]
-    fn slot_for(&self, now_nanos: u64) -> Option<&Slot> {
+    #[inline(always)]
+    fn slot_for(&self, stripe: usize, now_nanos: u64) -> Option<&Slot> {
         let epoch = self.epoch(now_nanos);
-        let stripe = &self.stripes[thread_index() & self.stripe_mask];
-        let slot = &stripe[(epoch & self.ring_mask) as usize];
+        let slot = self.slot(stripe, epoch);
         let target = (epoch + 1) << 1;
         let current = slot.state.load(Ordering::Acquire);
         if current == target || slot.rotate(current, target) {
@@ -251,34 +314,34 @@ impl RollingWindow {
 
     /// Records one inference that ended at `now_nanos` (clock time) and took `duration_nanos`,
     /// with the load observed during it.
-    #[inline]
+    #[inline(always)]
     pub fn record(&self, now_nanos: u64, duration_nanos: u64, load: &LoadSample) {
-        let Some(slot) = self.slot_for(now_nanos) else { return };
-        slot.sum.fetch_add(duration_nanos, Ordering::Relaxed);
-        slot.buckets[histogram::bucket_index(duration_nanos)].fetch_add(1, Ordering::Relaxed);
-        // Most records change neither extreme, so a load comes first and the atomic
-        // read-modify-write runs only when the value is new.
-        if duration_nanos < slot.min.load(Ordering::Relaxed) {
-            slot.min.fetch_min(duration_nanos, Ordering::Relaxed);
-        }
-        if duration_nanos > slot.max.load(Ordering::Relaxed) {
-            slot.max.fetch_max(duration_nanos, Ordering::Relaxed);
-        }
-        if load.is_empty() {
-            return;
-        }
-        for kind in 0..LOAD_KINDS {
-            if let Some(value) = load.raw(kind) {
-                slot.load_sum[kind].fetch_add(u64::from(value), Ordering::Relaxed);
-                slot.load_count[kind].fetch_add(1, Ordering::Relaxed);
+        let index = owner::index();
+        if index < self.owned {
+            if let Some(slot) = self.slot_for(index, now_nanos) {
+                Update::<true>::record(slot, duration_nanos, load);
             }
+        } else {
+            self.record_shared(now_nanos, duration_nanos, load);
+        }
+    }
+
+    #[inline(never)]
+    fn record_shared(&self, now_nanos: u64, duration_nanos: u64, load: &LoadSample) {
+        if let Some(slot) = self.slot_for(self.owned, now_nanos) {
+            Update::<false>::record(slot, duration_nanos, load);
         }
     }
 
     /// Records one failed inference that ended at `now_nanos`.
     pub fn record_failure(&self, now_nanos: u64) {
-        if let Some(slot) = self.slot_for(now_nanos) {
-            slot.failed.fetch_add(1, Ordering::Relaxed);
+        let index = owner::index();
+        if index < self.owned {
+            if let Some(slot) = self.slot_for(index, now_nanos) {
+                Update::<true>::add(&slot.failed, 1);
+            }
+        } else if let Some(slot) = self.slot_for(self.owned, now_nanos) {
+            Update::<false>::add(&slot.failed, 1);
         }
     }
 
@@ -288,8 +351,8 @@ impl RollingWindow {
     pub fn prepare(&self, now_nanos: u64) {
         let epoch = self.epoch(now_nanos) + 1;
         let target = (epoch + 1) << 1;
-        for stripe in self.stripes.iter() {
-            let slot = &stripe[(epoch & self.ring_mask) as usize];
+        for stripe in 0..=self.owned {
+            let slot = self.slot(stripe, epoch);
             slot.rotate(slot.state.load(Ordering::Acquire), target);
         }
     }
@@ -308,10 +371,9 @@ impl RollingWindow {
         if first > last {
             return stats;
         }
-        for stripe in self.stripes.iter() {
+        for stripe in 0..=self.owned {
             for epoch in first..=last {
-                let slot = &stripe[(epoch & self.ring_mask) as usize];
-                stats.add_slot(slot, (epoch + 1) << 1);
+                stats.add_slot(self.slot(stripe, epoch), (epoch + 1) << 1);
             }
         }
         stats.dropped = self.dropped.load(Ordering::Relaxed);
@@ -329,10 +391,9 @@ impl RollingWindow {
         let newest = self.epoch(now_nanos);
         let oldest = newest.saturating_sub(span_slots - 1);
         let mut stats = WindowStats::empty(self.slot_nanos * span_slots);
-        for stripe in self.stripes.iter() {
+        for stripe in 0..=self.owned {
             for epoch in oldest..=newest {
-                let slot = &stripe[(epoch & self.ring_mask) as usize];
-                stats.add_slot(slot, (epoch + 1) << 1);
+                stats.add_slot(self.slot(stripe, epoch), (epoch + 1) << 1);
             }
         }
         stats.dropped = self.dropped.load(Ordering::Relaxed);

@@ -41,6 +41,37 @@ fn exact_totals_from_many_threads() {
 }
 
 #[test]
+fn exact_totals_when_threads_come_and_go() {
+    // Threads that exit give their stripe to later threads, which go on adding to the same
+    // counters with plain stores: with one owned stripe, waves of threads that overlap in
+    // time alternate between the owned and the shared stripe, and nothing may be lost.
+    let window = Arc::new(window(60, 1));
+    let per_thread: u64 = 100_000;
+    let waves = 20u64;
+    for wave in 0..waves {
+        std::thread::scope(|scope| {
+            for t in 0..3 {
+                let window = window.clone();
+                scope.spawn(move || {
+                    for _ in 0..per_thread {
+                        window.record(SECOND, 100 + wave + t, &LoadSample::EMPTY);
+                    }
+                    window.record_failure(SECOND);
+                });
+            }
+        });
+    }
+    let stats = window.stats(SECOND, Duration::from_secs(300));
+    let expected_sum: u64 =
+        (0..waves).flat_map(|wave| (0..3).map(move |t| per_thread * (100 + wave + t))).sum();
+    assert_eq!(stats.count, waves * 3 * per_thread);
+    assert_eq!(stats.sum_nanos, expected_sum);
+    assert_eq!(stats.failed, waves * 3);
+    assert_eq!(stats.min_nanos(), Some(100));
+    assert_eq!(stats.max_nanos(), Some(100 + waves - 1 + 2));
+}
+
+#[test]
 fn slots_rotate_out_of_the_window() {
     let window = window(3, 1);
     // Slots are 5 s; the window spans 3 of them.
