@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::load::LoadCells;
+use crate::load::{LoadCells, LoadSample};
 use crate::window::{RollingWindow, WindowConfig, WindowStats};
 
 /// Records timed calls into a [`RollingWindow`], attributing to each the load observed over
@@ -60,8 +60,15 @@ impl Recorder {
     /// Records a call that ended at clock time `end` and took `duration_nanos`.
     #[inline]
     pub fn record_at(&self, end: u64, duration_nanos: u64) {
-        let load = self.shared.loads.observed(end.saturating_sub(duration_nanos), end);
-        self.shared.window.record(end, duration_nanos, &load);
+        let shared = &*self.shared;
+        if shared.loads.is_unset() {
+            // Without load sources the sample is known to be empty, which lets the window
+            // leave out its load path.
+            shared.window.record(end, duration_nanos, &LoadSample::EMPTY);
+        } else {
+            let load = shared.loads.observed(end.saturating_sub(duration_nanos), end);
+            shared.window.record(end, duration_nanos, &load);
+        }
     }
 
     /// Records a failed call that ended now.

@@ -65,22 +65,35 @@ const ABSENT: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadSample {
     values: [u32; LOAD_KINDS],
+    /// Bit `k` is set when `values[k]` is present. Testing one byte is cheaper than
+    /// comparing the array, whose elements were just stored one by one.
+    present: u8,
 }
 
 impl LoadSample {
     /// A sample with every metric absent.
-    pub const EMPTY: LoadSample = LoadSample { values: [ABSENT; LOAD_KINDS] };
+    pub const EMPTY: LoadSample = LoadSample { values: [ABSENT; LOAD_KINDS], present: 0 };
+
+    #[inline]
+    fn set_raw(&mut self, index: usize, value: u32) {
+        self.values[index] = value;
+        if value == ABSENT {
+            self.present &= !(1 << index);
+        } else {
+            self.present |= 1 << index;
+        }
+    }
 
     /// Returns a sample with `kind` set to `percent` (clamped to 0–100 000 %).
     pub fn with(mut self, kind: LoadKind, percent: f64) -> Self {
-        self.values[kind as usize] = encode(percent);
+        self.set_raw(kind as usize, encode(percent));
         self
     }
 
     /// Returns true when every metric is absent.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.values == [ABSENT; LOAD_KINDS]
+        self.present == 0
     }
 
     /// Returns the value of `kind` in percent.
@@ -111,6 +124,9 @@ fn encode(percent: f64) -> u32 {
 #[derive(Debug)]
 pub struct LoadCells {
     values: CachePadded<[AtomicU32; LOAD_KINDS]>,
+    /// Bit `k` is set while `values[k]` holds a value, so that a recorder without load
+    /// sources pays one load instead of one per kind.
+    present: AtomicU32,
     gpu_timelines: GpuTimelines,
 }
 
@@ -118,6 +134,7 @@ impl Default for LoadCells {
     fn default() -> Self {
         LoadCells {
             values: CachePadded::new(std::array::from_fn(|_| AtomicU32::new(ABSENT))),
+            present: AtomicU32::new(0),
             gpu_timelines: GpuTimelines::default(),
         }
     }
@@ -128,6 +145,19 @@ impl LoadCells {
     pub fn set(&self, kind: LoadKind, percent: Option<f64>) {
         let value = percent.map_or(ABSENT, encode);
         self.values[kind as usize].store(value, Ordering::Relaxed);
+        let bit = 1 << kind as u32;
+        if value == ABSENT {
+            self.present.fetch_and(!bit, Ordering::Relaxed);
+        } else {
+            self.present.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Returns true when no kind has a value and no GPU timeline is active, so that
+    /// [`Self::observed`] would return [`LoadSample::EMPTY`].
+    #[inline]
+    pub fn is_unset(&self) -> bool {
+        self.present.load(Ordering::Relaxed) == 0 && !self.gpu_timelines.is_active()
     }
 
     /// Returns the latest value of `kind`, in percent.
@@ -138,7 +168,14 @@ impl LoadCells {
     /// Returns the latest values of every kind.
     #[inline]
     pub fn latest(&self) -> LoadSample {
-        LoadSample { values: std::array::from_fn(|i| self.values[i].load(Ordering::Relaxed)) }
+        let mut sample = LoadSample::EMPTY;
+        if self.present.load(Ordering::Relaxed) == 0 {
+            return sample;
+        }
+        for (index, cell) in self.values.iter().enumerate() {
+            sample.set_raw(index, cell.load(Ordering::Relaxed));
+        }
+        sample
     }
 
     /// Returns the load observed by a call that ran from `start_nanos` to `end_nanos`
@@ -148,7 +185,7 @@ impl LoadCells {
     pub fn observed(&self, start_nanos: u64, end_nanos: u64) -> LoadSample {
         let mut sample = self.latest();
         if let Some(gpu) = self.gpu_timelines.observe(start_nanos, end_nanos) {
-            sample.values[LoadKind::Gpu as usize] = gpu;
+            sample.set_raw(LoadKind::Gpu as usize, gpu);
         }
         sample
     }
@@ -156,5 +193,28 @@ impl LoadCells {
     /// Returns the GPU timelines that NVML samplers push to.
     pub fn gpu_timelines(&self) -> &GpuTimelines {
         &self.gpu_timelines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_know_which_kinds_are_present() {
+        let cells = LoadCells::default();
+        assert!(cells.is_unset());
+        assert!(cells.latest().is_empty());
+        cells.set(LoadKind::ForeignCpu, Some(12.5));
+        assert!(!cells.is_unset());
+        let sample = cells.observed(0, 1);
+        assert!(!sample.is_empty());
+        assert_eq!(sample.get(LoadKind::ForeignCpu), Some(12.5));
+        assert_eq!(sample.get(LoadKind::Cpu), None);
+        cells.set(LoadKind::ForeignCpu, None);
+        assert!(cells.is_unset());
+        assert_eq!(cells.latest(), LoadSample::EMPTY);
+        let cleared = LoadSample::EMPTY.with(LoadKind::Gpu, 40.0).with(LoadKind::Gpu, f64::NAN);
+        assert!(cleared.is_empty(), "a NaN load clears the value it replaces");
     }
 }

@@ -133,6 +133,12 @@ impl GpuTimelines {
         self.lines.get(index)
     }
 
+    /// Returns true when at least one GPU timeline is read.
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed) != 0
+    }
+
     /// Returns the mean over the active GPUs of [`GpuTimeline::observe`], skipping GPUs
     /// with no sample, or `None` when no GPU timeline is active or none has a sample.
     #[inline]
