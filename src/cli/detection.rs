@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use inferwatch::Monitor;
 use inferwatch::detect::{
-    DEFAULT_DRIFT_PERIOD, DetectorBuilder, DriftConfig, IndicatorConfig, Profile,
+    DEFAULT_DRIFT_PERIOD, DetectorBuilder, DriftConfig, IndicatorConfig, Profile, ProfileError,
 };
 
 use super::Failure;
@@ -55,10 +55,16 @@ impl DetectionArgs {
 
     /// Loads the profile that `--profile` names, a shipped one or a file.
     pub(crate) fn load_profile(&self) -> Result<Option<Profile>, Failure> {
-        self.profile
-            .as_deref()
-            .map(|name| Profile::load(name).map_err(|e| Failure::input(format!("--profile: {e}"))))
-            .transpose()
+        let Some(name) = self.profile.as_deref() else { return Ok(None) };
+        match Profile::load(name) {
+            Ok(profile) => Ok(Some(profile)),
+            Err(error @ ProfileError::Read { .. }) => Err(Failure::input(format!(
+                "--profile: {error}: give a shipped profile ({}) or the path of a behaviors \
+                 JSON file",
+                Profile::builtin_names().join(", ")
+            ))),
+            Err(error) => Err(Failure::input(format!("--profile: {error}"))),
+        }
     }
 
     /// Configures a detector on `monitor` with `profile`, the drift detector when `--drift`
