@@ -172,7 +172,7 @@ fn suppressed_behavior_skips_the_sinks() {
 #[test]
 fn event_time_maps_to_clock_time() {
     let (monitor, clock) = monitor();
-    // Start the clock off a whole second, so that the first period ends at 5 s, not 5.3 s.
+    // The detector is built at 0.3 s, but its periods still end on multiples of 5 s.
     clock.advance(Duration::from_millis(300));
     let detector = Detector::builder(&monitor)
         .profile(Profile::builtin("crypto-mining").unwrap())

@@ -15,16 +15,17 @@ use super::super::detection::DetectionArgs;
 /// Window slot for evaluation periods up to [`FINE_PERIODS_UP_TO`]. The detector rounds its
 /// periods up to whole slots, so a fine slot keeps a short `--eval-period` as given.
 const FINE_SLOT: Duration = Duration::from_millis(100);
-/// Longest evaluation period that gets [`FINE_SLOT`]; longer ones get one-second slots,
-/// which keep the window's memory near 10 KiB per second of the period.
+/// Maximum evaluation period that gets [`FINE_SLOT`]. Longer periods get one-second slots,
+/// so the window takes 10 to 20 KiB per second of the period: 9.5 KiB per slot, in a ring
+/// rounded up to a power of two.
 const FINE_PERIODS_UP_TO: Duration = Duration::from_secs(10);
 
 /// One alarm event of a bench run.
 #[derive(Debug, Serialize)]
 pub(super) struct BenchAlarm {
     /// Seconds from the start of the timed loop to the end of the evaluated period, the
-    /// time axis of the plot. Negative only for an indicator scan that ran just before the
-    /// first inference.
+    /// time axis of the plot. Negative when that period ended before the first inference,
+    /// as an indicator scan can.
     pub(super) seconds: f64,
     #[serde(flatten)]
     pub(super) event: AlarmEvent,
@@ -77,9 +78,10 @@ impl AlarmWatch {
         self.monitor.recorder()
     }
 
-    /// Stops the detector and returns every alarm event it raised, timed in seconds since
-    /// `origin_ns`, the recorder's clock time when the timed loop started. `wall_ns` is the
-    /// loop's length, used to explain a run too short to evaluate.
+    /// Stops the detector and returns the alarm events it delivered, which exclude behaviors
+    /// with `suppressAlerts`. Each is timed in seconds since `origin_ns`, the recorder's
+    /// clock time when the timed loop started. `wall_ns` is the loop's length, which the
+    /// warning for a run too short to evaluate names.
     pub(super) fn finish(self, origin_ns: u64, wall_ns: u64) -> Vec<BenchAlarm> {
         self.detector.stop();
         // Evaluates a period that ended after the thread's last poll.

@@ -25,8 +25,8 @@ const DEFAULT_ITERATIONS: u64 = 200;
 /// Options of `inferwatch bench`.
 #[derive(Debug, Args)]
 #[command(after_help = "With --profile or --drift, every timed inference is also evaluated as \
-    `inferwatch run` does, and each alarm event is printed, listed under \"alarms\" with \
-    --json, and drawn as a red vertical line on the --plot. Alarms do not change the exit \
+    `inferwatch run` does, and each alarm event is printed and listed under \"alarms\" \
+    with --json; each raised alarm is a red vertical line on the --plot. Alarms do not change the exit \
     status: they report what happened on the device during the run, and the regression test \
     against --baseline is the pass or fail of a benchmark.\n\n\
     Exit status: 0 when the run completes without a regression; 1 when latency regressed \
