@@ -216,3 +216,149 @@ fn duration_limits_the_run() {
     // The loop stops after the first inference that ends past 0.5 s.
     assert!(wall >= 0.5, "wall time {wall} s");
 }
+
+/// A profile whose only behavior alarms on the first datapoint with any inference: normal
+/// would be an average latency below 0 ms.
+const ALWAYS_ALARMS: &str = r#"[{"name": "always_slow", "metric": "avg_inference_time",
+    "criteria": {"comparisonOperator": "less-than", "value": {"number": 0},
+                 "consecutiveDatapointsToAlarm": 1, "consecutiveDatapointsToClear": 1}}]"#;
+
+/// Counts the red lines of an SVG plot, the alarm markers `bench::plot` draws.
+fn alarm_markers(svg: &Path) -> usize {
+    let text = std::fs::read_to_string(svg).unwrap();
+    let document = roxmltree::Document::parse(&text).unwrap();
+    document
+        .descendants()
+        .filter(|n| n.tag_name().name() == "polyline")
+        .filter(|n| n.attribute("stroke") == Some("#FF0000"))
+        .count()
+}
+
+#[test]
+fn profile_alarm_reaches_json_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("always.json");
+    std::fs::write(&profile, ALWAYS_ALARMS).unwrap();
+    let plot = dir.path().join("latency.svg");
+    let output = inferwatch(&[
+        "bench",
+        MODEL,
+        "--duration",
+        "1.5",
+        "--warmup",
+        "1",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--eval-period",
+        "0.5",
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let report = json_of(&output);
+    let wall = report["wall_seconds"].as_f64().unwrap();
+    let alarms = report["alarms"].as_array().expect("alarms is an array");
+    let raised: Vec<&serde_json::Value> = alarms
+        .iter()
+        .filter(|a| a["behavior"] == "always_slow" && a["state"] == "in-alarm")
+        .collect();
+    // The behavior never clears, so it is raised once.
+    assert_eq!(raised.len(), 1, "{alarms:?}");
+    let alarm = raised[0];
+    assert_eq!(alarm["kind"], "behavior");
+    assert_eq!(alarm["metric"], "avg_inference_time");
+    assert_eq!(alarm["operator"], "less-than");
+    assert_eq!(alarm["threshold"], 0.0);
+    assert!(alarm["value"].as_f64().unwrap() > 0.0, "{alarm}");
+    assert!(alarm["time_ms"].as_u64().unwrap() > 0, "{alarm}");
+    let seconds = alarm["seconds"].as_f64().unwrap();
+    // Periods end on multiples of 0.5 s of the monitor's clock, which starts just before
+    // the loop. So the first datapoint ends within 0.5 s of the start, or within 1 s when
+    // the detector starts slowly.
+    assert!(seconds > 0.0, "alarm at {seconds} s");
+    assert!(seconds <= 1.0, "alarm at {seconds} s");
+    assert!(seconds <= wall, "alarm at {seconds} s after a loop of {wall} s");
+
+    // Indicator alarms from unrelated processes may add markers, never remove one.
+    let markers = alarm_markers(&plot);
+    let in_alarm = alarms.iter().filter(|a| a["state"] == "in-alarm").count();
+    assert!(markers >= 1, "{markers} markers");
+    assert!(markers <= in_alarm, "{markers} markers for {in_alarm} raised alarms");
+}
+
+#[test]
+fn profile_alarm_printed_in_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("always.json");
+    std::fs::write(&profile, ALWAYS_ALARMS).unwrap();
+    let output = inferwatch(&[
+        "bench",
+        MODEL,
+        "--duration",
+        "0.8",
+        "--warmup",
+        "1",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--eval-period",
+        "0.3",
+    ]);
+    // An alarm leaves the exit status at 0.
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("alarm at ")).collect();
+    let line = lines.iter().find(|l| l.contains("always_slow in-alarm")).copied();
+    let line = line.unwrap_or_else(|| panic!("no alarm line in {text}"));
+    assert!(line.contains("avg_inference_time = "), "{line}");
+    assert!(line.contains("where normal is less-than 0.000"), "{line}");
+}
+
+#[test]
+fn no_profile_means_no_alarms() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("latency.svg");
+    let output = inferwatch(&[
+        "bench",
+        MODEL,
+        "--iterations",
+        "20",
+        "--warmup",
+        "1",
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(json_of(&output)["alarms"].is_null());
+    assert_eq!(alarm_markers(&plot), 0);
+}
+
+#[test]
+fn short_drift_run_warns_of_warmup() {
+    let output = inferwatch(&["bench", MODEL, "--iterations", "5", "--drift", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let alarms = json_of(&output)["alarms"].clone();
+    let drift_alarms = alarms
+        .as_array()
+        .expect("alarms is an array")
+        .iter()
+        .filter(|a| a["behavior"] == "latency-drift")
+        .count();
+    assert_eq!(drift_alarms, 0);
+    let message = stderr(&output);
+    assert!(message.contains("still learning its baseline"), "{message}");
+}
+
+#[test]
+fn unknown_profile_exits_with_status_two() {
+    let output = inferwatch(&["bench", MODEL, "--iterations", "5", "--profile", "no-such-profile"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("error: --profile: failed to read profile no-such-profile"),
+        "{message}"
+    );
+    assert!(message.contains("give a shipped profile (crypto-mining)"), "{message}");
+}

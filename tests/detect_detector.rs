@@ -168,3 +168,21 @@ fn suppressed_behavior_skips_the_sinks() {
     assert!(channel.try_recv().is_err());
     assert_eq!(detector.active_alarms().len(), 1);
 }
+
+#[test]
+fn event_time_maps_to_clock_time() {
+    let (monitor, clock) = monitor();
+    // The detector is built at 0.3 s, but its periods still end on multiples of 5 s.
+    clock.advance(Duration::from_millis(300));
+    let detector = Detector::builder(&monitor)
+        .profile(Profile::builtin("crypto-mining").unwrap())
+        .eval_period(Duration::from_secs(5))
+        .build();
+    for _ in 0..6 {
+        second_of(&monitor, &clock, 4, 150.0);
+    }
+    // The clock is at 6.3 s: the period that ended at 5 s raised the alarm.
+    let events = detector.poll();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(detector.clock_nanos_of(&events[0]), 5_000_000_000);
+}

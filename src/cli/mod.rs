@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch.
 
 mod bench;
+mod detection;
 #[cfg(feature = "defender")]
 mod fleet;
 mod inputs;

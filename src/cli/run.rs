@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use inferwatch::detect::{
-    AlarmEvent, DEFAULT_DRIFT_PERIOD, Detector, DriftConfig, DriftState, IndicatorConfig,
-    MetricValue, Profile,
+    AlarmEvent, DEFAULT_DRIFT_PERIOD, Detector, DriftState, MetricValue, Profile,
 };
 use inferwatch::load::{FileSource, read_number};
 use inferwatch::{
@@ -20,6 +19,7 @@ use inferwatch::{
 use serde::Serialize;
 
 use super::Failure;
+use super::detection::DetectionArgs;
 use super::inputs::{self, InputOrigin};
 use super::status::StatusLine;
 
@@ -109,29 +109,8 @@ pub(crate) struct RunArgs {
     #[cfg(feature = "ort")]
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     intra_threads: u16,
-    /// Evaluate a security profile: the name of a shipped one (crypto-mining) or a
-    /// behaviors JSON file. Also scans /proc for mining indicators.
-    #[arg(long, value_name = "NAME|FILE")]
-    profile: Option<String>,
-
-    /// Watch p90 latency for a sustained rise over a baseline learned at the start. Also
-    /// scans /proc for mining indicators.
-    #[arg(long)]
-    drift: bool,
-
-    /// Seconds of latency that form the drift baseline.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
-    drift_warmup: Duration,
-
-    /// CUSUM sum, in robust standard deviations of log latency, that raises the drift
-    /// alarm; higher values alarm later and less often.
-    #[arg(long, value_name = "SUM", default_value_t = DriftConfig::default().threshold,
-          value_parser = parse_positive)]
-    drift_threshold: f64,
-
-    /// Seconds between two datapoints of the profile and two scans for indicators.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
-    eval_period: Duration,
+    #[command(flatten)]
+    detection: DetectionArgs,
 
     /// Read the simulated GPU from DIR: gpu_load_fb as gpu_load_per_inference, and
     /// gpu_inference_fb (milliseconds) as the avg_inference_time that the profile evaluates.
@@ -154,13 +133,6 @@ pub(super) fn parse_seconds(text: &str) -> Result<Duration, String> {
             Ok(Duration::from_secs_f64(secs))
         }
         _ => Err(format!("{text:?} is not a positive number of seconds")),
-    }
-}
-
-fn parse_positive(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        _ => Err(format!("{text:?} is not a positive number")),
     }
 }
 
@@ -193,12 +165,8 @@ struct JsonLine<'a> {
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
-    let profile = args
-        .profile
-        .as_deref()
-        .map(|name| Profile::load(name).map_err(|e| Failure::input(format!("--profile: {e}"))))
-        .transpose()?;
-    let detecting = profile.is_some() || args.drift;
+    let profile = args.detection.load_profile()?;
+    let detecting = args.detection.enabled();
     let mut slot = slot_for(args.window);
     if detecting {
         // Drift datapoints are one second apart and must not share a slot.
@@ -400,22 +368,7 @@ const GPU_LOAD_FILE: &str = "gpu_load_fb";
 const GPU_INFERENCE_FILE: &str = "gpu_inference_fb";
 
 fn build_detector(monitor: &Monitor, args: &RunArgs, profile: Option<Profile>) -> Detector {
-    let mut builder = Detector::builder(monitor)
-        .eval_period(args.eval_period)
-        .indicators(IndicatorConfig::default());
-    if let Some(profile) = profile {
-        builder = builder.profile(profile);
-    }
-    if args.drift {
-        let datapoints = (args.drift_warmup.as_secs_f64() / DEFAULT_DRIFT_PERIOD.as_secs_f64())
-            .ceil()
-            .max(1.0) as usize;
-        builder = builder.drift(DriftConfig {
-            warmup_datapoints: datapoints,
-            threshold: args.drift_threshold,
-            ..DriftConfig::default()
-        });
-    }
+    let mut builder = args.detection.detector_builder(monitor, profile);
     if let Some(dir) = &args.feedback_dir {
         let path = dir.join(GPU_INFERENCE_FILE);
         builder = builder.metric_source(move |name: &str| {

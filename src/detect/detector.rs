@@ -297,6 +297,16 @@ impl Detector {
         self.inner().active.values().cloned().collect()
     }
 
+    /// Returns the time of `event`, one this detector raised, on the monitor's clock in
+    /// nanoseconds, so that it can be placed among inferences timed with that clock.
+    ///
+    /// The detector derives `time_ms` from the clock time of the period's end, rounded down
+    /// to the millisecond, so this returns that clock time to the millisecond.
+    pub fn clock_nanos_of(&self, event: &AlarmEvent) -> u64 {
+        let wall_origin_ms = self.inner().wall_origin_ms;
+        event.time_ms.saturating_sub(wall_origin_ms).saturating_mul(1_000_000)
+    }
+
     /// Returns the state of every behavior of the profile.
     pub fn behaviors(&self) -> Vec<BehaviorStatus> {
         self.inner().evaluator.as_ref().map(Evaluator::status).unwrap_or_default()

@@ -11,18 +11,27 @@ use inferwatch::session::{check_inputs, load_backend};
 use inferwatch::{Backend, BackendKind, Clock, SessionOptions, Tensor, TensorMap};
 use serde::Serialize;
 
+use self::alarms::{AlarmWatch, BenchAlarm};
 use super::Failure;
+use super::detection::DetectionArgs;
 use super::inputs;
 use super::run::{declared_inputs, parse_backend, parse_seconds};
+
+mod alarms;
 
 /// Iterations when neither --iterations nor --duration is given.
 const DEFAULT_ITERATIONS: u64 = 200;
 
 /// Options of `inferwatch bench`.
 #[derive(Debug, Args)]
-#[command(after_help = "Exit status: 0 when the run completes without a regression; 1 when \
-    latency regressed significantly beyond --threshold against --baseline, or when an \
-    inference fails; 2 when an input is invalid (model, input file, baseline file, flag).")]
+#[command(after_help = "With --profile or --drift, every timed inference is also evaluated as \
+    `inferwatch run` does, and each alarm event is printed and listed under \"alarms\" \
+    with --json; each raised alarm is a red vertical line on the --plot. Alarms do not change the exit \
+    status: they report what happened on the device during the run, and the regression test \
+    against --baseline is the pass or fail of a benchmark.\n\n\
+    Exit status: 0 when the run completes without a regression; 1 when latency regressed \
+    significantly beyond --threshold against --baseline, or when an inference fails; 2 when an \
+    input is invalid (model, input file, baseline file, profile, flag).")]
 pub(crate) struct BenchArgs {
     /// The ONNX model file.
     model: PathBuf,
@@ -71,6 +80,9 @@ pub(crate) struct BenchArgs {
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    detection: DetectionArgs,
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {
@@ -93,6 +105,8 @@ struct JsonReport<'a> {
     drift: Option<&'a inferwatch::bench::Drift>,
     saved_baseline: Option<&'a std::path::Path>,
     plot: Option<&'a std::path::Path>,
+    /// Alarm events, or null when neither --profile nor --drift is given.
+    alarms: Option<&'a [BenchAlarm]>,
 }
 
 pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
@@ -112,11 +126,21 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
         None => None,
     };
 
+    let profile = args.detection.load_profile()?;
+
     let (backend, ordered) = open_backend(&args)?;
     for _ in 0..args.warmup {
         backend.run(ordered.clone()).map_err(Failure::runtime)?;
     }
-    let (samples, wall_ns) = measure(&args, backend.as_ref(), &ordered)?;
+    // Started after the warm-up, so that only timed inferences are evaluated.
+    let watch = if args.detection.enabled() {
+        Some(AlarmWatch::start(&args.detection, profile)?)
+    } else {
+        None
+    };
+    let (samples, timing) = measure(&args, backend.as_ref(), &ordered, watch.as_ref())?;
+    let wall_ns = timing.wall_ns;
+    let alarms = watch.map(|watch| watch.finish(timing.origin_ns, wall_ns));
     let latencies: Vec<u64> = samples.iter().map(|s| s.latency_ns).collect();
     let summary = Summary::from_nanos(&latencies, Some(wall_ns));
 
@@ -136,8 +160,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     if let Some(path) = &args.plot {
         let title = format!("{} ({})", args.model.display(), args.backend);
-        // NOTE: `bench` runs no detection profile, so the plot has no alarm markers.
-        inferwatch::bench::plot(path, &samples, &[], &title).map_err(Failure::input)?;
+        let markers = alarms.as_deref().map(alarms::raised_seconds).unwrap_or_default();
+        inferwatch::bench::plot(path, &samples, &markers, &title).map_err(Failure::input)?;
     }
 
     if args.json {
@@ -152,6 +176,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
             drift: drift.as_ref(),
             saved_baseline: args.save_baseline.as_deref(),
             plot: args.plot.as_deref(),
+            alarms: alarms.as_deref(),
         };
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::runtime(format!("failed to encode the result as JSON: {e}")))?;
@@ -160,6 +185,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
         print_summary(&args, &summary, wall_ns);
         if let (Some(drift), Some(path)) = (&drift, &args.baseline) {
             print_drift(path, drift);
+        }
+        if let Some(alarms) = &alarms {
+            alarms::print_alarms(alarms);
         }
     }
 
@@ -201,13 +229,24 @@ fn open_backend(args: &BenchArgs) -> Result<(std::sync::Arc<dyn Backend>, Vec<Te
     Ok((backend, ordered))
 }
 
-/// Runs the timed inferences and returns them with the wall time of the whole loop.
+/// Clock times of the timed loop.
+struct Timing {
+    /// Clock time when the loop started, the zero of every [`Sample::at_ns`].
+    origin_ns: u64,
+    /// Length of the whole loop.
+    wall_ns: u64,
+}
+
+/// Runs the timed inferences and returns them with the clock times of the loop. With
+/// `watch`, the inferences are timed on its recorder's clock and recorded into its window.
 fn measure(
     args: &BenchArgs,
     backend: &dyn Backend,
     inputs: &[Tensor],
-) -> Result<(Vec<Sample>, u64), Failure> {
-    let clock = Clock::new();
+    watch: Option<&AlarmWatch>,
+) -> Result<(Vec<Sample>, Timing), Failure> {
+    let recorder = watch.map(AlarmWatch::recorder);
+    let clock = recorder.map_or_else(Clock::new, |r| r.clock().clone());
     let (progress, limit) = match args.duration {
         Some(duration) => {
             let bar = ProgressBar::new(duration.as_millis() as u64);
@@ -239,6 +278,10 @@ fn measure(
         let start = clock.now_nanos();
         backend.run(batch).map_err(Failure::runtime)?;
         let end = clock.now_nanos();
+        // Recorded after both timestamps, so recording does not add to the latency.
+        if let Some(recorder) = recorder {
+            recorder.record_span(start, end);
+        }
         samples.push(Sample { at_ns: end - origin, latency_ns: end - start });
         match limit {
             Limit::Count(_) => progress.inc(1),
@@ -251,7 +294,7 @@ fn measure(
     }
     let wall_ns = clock.now_nanos() - origin;
     progress.finish_and_clear();
-    Ok((samples, wall_ns))
+    Ok((samples, Timing { origin_ns: origin, wall_ns }))
 }
 
 enum Limit {

@@ -1,0 +1,95 @@
+//! Detection options that `inferwatch run` and `inferwatch bench` share: a security profile,
+//! the latency drift detector and the mining indicators.
+
+use std::time::Duration;
+
+use clap::Args;
+use inferwatch::Monitor;
+use inferwatch::detect::{
+    DEFAULT_DRIFT_PERIOD, DetectorBuilder, DriftConfig, IndicatorConfig, Profile, ProfileError,
+};
+
+use super::Failure;
+use super::run::parse_seconds;
+
+/// Options that turn detection on and tune it.
+#[derive(Debug, Args)]
+pub(crate) struct DetectionArgs {
+    /// Evaluate a security profile: the name of a shipped one (crypto-mining) or a
+    /// behaviors JSON file. Also scans /proc for mining indicators.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) profile: Option<String>,
+
+    /// Watch p90 latency for a sustained rise over a baseline learned at the start. Also
+    /// scans /proc for mining indicators.
+    #[arg(long)]
+    pub(crate) drift: bool,
+
+    /// Seconds of latency that form the drift baseline.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
+    pub(crate) drift_warmup: Duration,
+
+    /// CUSUM sum, in robust standard deviations of log latency, that raises the drift
+    /// alarm; higher values alarm later and less often.
+    #[arg(long, value_name = "SUM", default_value_t = DriftConfig::default().threshold,
+          value_parser = parse_positive)]
+    pub(crate) drift_threshold: f64,
+
+    /// Seconds between two datapoints of the profile and two scans for indicators.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub(crate) eval_period: Duration,
+}
+
+fn parse_positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
+impl DetectionArgs {
+    /// Returns whether `--profile` or `--drift` turns detection on.
+    pub(crate) fn enabled(&self) -> bool {
+        self.profile.is_some() || self.drift
+    }
+
+    /// Loads the profile that `--profile` names, a shipped one or a file.
+    pub(crate) fn load_profile(&self) -> Result<Option<Profile>, Failure> {
+        let Some(name) = self.profile.as_deref() else { return Ok(None) };
+        match Profile::load(name) {
+            Ok(profile) => Ok(Some(profile)),
+            Err(error @ ProfileError::Read { .. }) => Err(Failure::input(format!(
+                "--profile: {error}: give a shipped profile ({}) or the path of a behaviors \
+                 JSON file",
+                Profile::builtin_names().join(", ")
+            ))),
+            Err(error) => Err(Failure::input(format!("--profile: {error}"))),
+        }
+    }
+
+    /// Configures a detector on `monitor` with `profile`, the drift detector when `--drift`
+    /// is given, and the mining indicators, which run whenever detection is on.
+    pub(crate) fn detector_builder(
+        &self,
+        monitor: &Monitor,
+        profile: Option<Profile>,
+    ) -> DetectorBuilder {
+        let mut builder = inferwatch::detect::Detector::builder(monitor)
+            .eval_period(self.eval_period)
+            .indicators(IndicatorConfig::default());
+        if let Some(profile) = profile {
+            builder = builder.profile(profile);
+        }
+        if self.drift {
+            let datapoints = (self.drift_warmup.as_secs_f64() / DEFAULT_DRIFT_PERIOD.as_secs_f64())
+                .ceil()
+                .max(1.0) as usize;
+            builder = builder.drift(DriftConfig {
+                warmup_datapoints: datapoints,
+                threshold: self.drift_threshold,
+                ..DriftConfig::default()
+            });
+        }
+        builder
+    }
+}
