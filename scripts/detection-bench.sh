@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --bin inferwatch
-exec python3 scripts/detection-bench.py --bin "$target/debug/inferwatch" "$@"
+cargo build --release --bin inferwatch
+exec python3 scripts/detection-bench.py --bin "$target/release/inferwatch" "$@"
