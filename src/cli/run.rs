@@ -172,7 +172,9 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         // Drift datapoints are one second apart and must not share a slot.
         slot = slot.min(DEFAULT_DRIFT_PERIOD);
     }
-    let window = WindowConfig::spanning(args.window, slot);
+    let mut window = WindowConfig::spanning(args.window, slot);
+    // One stripe per inference thread, so that none of them shares a stripe.
+    window.stripes = window.stripes.max(usize::from(args.threads));
     let mut builder = Monitor::builder().window(window);
     if let Some(dir) = &args.feedback_dir {
         builder = builder.load_source(FileSource::new(dir.join(GPU_LOAD_FILE), LoadKind::Gpu));
