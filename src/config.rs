@@ -47,6 +47,9 @@ pub struct DefenderSection {
     pub spool_capacity: Option<usize>,
     /// Seconds to wait for a response before sending a report again (default 30).
     pub response_timeout: Option<f64>,
+    /// Minimum seconds from one report publish to the next, which paces a spooled backlog
+    /// (default: 300, or `interval` when that is shorter; 0 turns pacing off).
+    pub min_report_gap: Option<f64>,
     /// Whether to send GPU metrics (default true).
     pub gpu_metrics: Option<bool>,
     /// Further custom metrics to send, such as `p99_inference_time`.
@@ -97,6 +100,13 @@ mod tests {
         assert_eq!(defender.interval, Some(1.5));
         // Whole seconds are written as TOML integers.
         assert_eq!(defender.response_timeout, Some(30.0));
+        assert_eq!(defender.min_report_gap, None);
+    }
+
+    #[test]
+    fn config_reads_min_report_gap() {
+        let config = Config::parse("[defender]\nmin_report_gap = 0.25\n", Path::new("a.toml"));
+        assert_eq!(config.unwrap().defender.unwrap().min_report_gap, Some(0.25));
     }
 
     #[test]

@@ -207,6 +207,21 @@ fn duration_and_iterations_conflict() {
 }
 
 #[test]
+fn bench_rejects_bad_indicator_flags() {
+    for (flag, value, expected) in [
+        ("--busy-cpu", "0", "\"0\" is not a positive number"),
+        ("--busy-secs", "-1", "\"-1\" is not a positive number of seconds"),
+        ("--ignore-process", "bin/rustc", "give the program's file name, not its path"),
+    ] {
+        let output = inferwatch(&["bench", MODEL, "--drift", &format!("{flag}={value}")]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {text}");
+        assert!(text.contains(flag), "{flag} {value}: {text}");
+        assert!(text.contains(expected), "{flag} {value}: {text}");
+    }
+}
+
+#[test]
 fn duration_limits_the_run() {
     let output = inferwatch(&["bench", MODEL, "--duration", "0.5", "--warmup", "1", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));

@@ -246,6 +246,78 @@ fn bad_flag_values() {
 }
 
 #[test]
+fn bad_indicator_flag_values() {
+    let model = model_path("ppocr-cls/model.onnx");
+    for (flag, value, expected) in [
+        ("--busy-cpu", "0", "\"0\" is not a positive number"),
+        ("--busy-cpu", "-5", "\"-5\" is not a positive number"),
+        ("--busy-cpu", "lots", "\"lots\" is not a positive number"),
+        ("--busy-secs", "0", "\"0\" is not a positive number of seconds"),
+        ("--busy-secs", "inf", "\"inf\" is not a positive number of seconds"),
+        ("--ignore-process", "", "the process name is empty"),
+        ("--ignore-process", "/usr/bin/cc1plus", "give the program's file name, not its path"),
+    ] {
+        let output = inferwatch(&["run", path(&model), "--drift", &format!("{flag}={value}")]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {text}");
+        assert!(text.contains(flag), "{flag} {value}: {text}");
+        assert!(text.contains(expected), "{flag} {value}: {text}");
+    }
+}
+
+#[test]
+fn no_indicators_conflicts_with_indicator_flags() {
+    let model = model_path("ppocr-cls/model.onnx");
+    for flag in ["--busy-cpu=50", "--busy-secs=5", "--ignore-process=rustc"] {
+        let output = inferwatch(&["run", path(&model), "--drift", "--no-indicators", flag]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {text}");
+        assert!(text.contains("cannot be used with"), "{flag}: {text}");
+        assert!(text.contains("--no-indicators"), "{flag}: {text}");
+    }
+}
+
+/// Returns the details of the busy-process alarms raised during a 6 s `inferwatch run` with
+/// `extra` flags.
+fn busy_alarms(model: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["run", path(model), "--drift", "--json", "--duration", "6", "--rate", "5"];
+    args.extend(["--eval-period", "1"]);
+    args.extend(extra);
+    let output = inferwatch(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    json_lines(&output)
+        .iter()
+        .filter_map(|line| line["alarms"].as_array().cloned())
+        .flatten()
+        .filter(|event| event["behavior"] == "busy-process" && event["state"] == "in-alarm")
+        .filter_map(|event| event["detail"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn ignore_process_silences_busy_alarm() {
+    let model = model_path("ppocr-cls/model.onnx");
+    // One hashing thread keeps a core busy under a name no other process has.
+    let mut miner = Command::new(env!("CARGO_BIN_EXE_inferwatch"))
+        .args(["simulate", "miner", "--threads", "1", "--name", "iw-busy-test"])
+        .args(["--duration", "40"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let name = format!("({})", "iw-busy-test");
+    // A 2 s span at 30 % of a core, so that a loaded machine still reports the miner.
+    let busy = ["--busy-secs", "2", "--busy-cpu", "30"];
+    let reported = busy_alarms(&model, &busy);
+    let ignored = busy_alarms(&model, &[&busy[..], &["--ignore-process", "iw-busy-test"]].concat());
+    let switched_off = busy_alarms(&model, &["--no-indicators"]);
+    let _ = miner.kill();
+    let _ = miner.wait();
+    assert!(reported.iter().any(|d| d.contains(&name)), "{reported:?}");
+    assert!(!ignored.iter().any(|d| d.contains(&name)), "{ignored:?}");
+    assert_eq!(switched_off, Vec::<String>::new());
+}
+
+#[test]
 fn run_ctrl_c_exits_zero() {
     let model = model_path("ppocr-cls/model.onnx");
     let child = Command::new(env!("CARGO_BIN_EXE_inferwatch"))

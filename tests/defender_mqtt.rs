@@ -270,6 +270,7 @@ fn start_publisher(broker: &Broker, tls: TlsFiles, thing: &str, spool: &Path) ->
     config.response_timeout = Duration::from_secs(3);
     config.reconnect_min = Duration::from_millis(100);
     config.reconnect_max = Duration::from_secs(1);
+    config.min_report_gap = Duration::ZERO;
     Publisher::start(config).unwrap()
 }
 
@@ -588,6 +589,26 @@ fn thing_names_with_topic_characters_rejected() {
     }
 }
 
+#[test]
+fn invalid_report_gap_rejected() {
+    for (args, message) in [
+        (["--min-report-gap", "inf"].as_slice(), "invalid --min-report-gap inf (the flags)"),
+        (["--min-report-gap", "-0.5"].as_slice(), "invalid --min-report-gap -0.5 (the flags)"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["run", "models/ppocr-cls/model.onnx", "--duration", "1"])
+            .args(["--endpoint", "127.0.0.1", "--thing", "cam-1"])
+            .args(["--ca", "ca.pem", "--cert", "c.pem", "--key", "k.pem"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+        assert!(stderr.contains("expected 0 or a positive number of seconds"), "{stderr}");
+    }
+}
+
 /// A client subscribed to every thing's alarm topic.
 struct AlarmWatcher {
     // Kept so that the connection stays open.
@@ -734,4 +755,209 @@ fn run_profile_publishes_alarms_of_thing() {
     }
     behaviors.sort_unstable();
     assert_eq!(behaviors, ["avg_inference_time_behavior", "gpu_load_per_inference_behavior"]);
+}
+
+/// A report as the test peer received it.
+#[derive(Clone, Debug)]
+struct Arrival {
+    at: Instant,
+    report_id: u64,
+}
+
+/// A stand-in for the Device Defender service that records when each report of one thing
+/// arrives and responds on `/accepted`, or on `/rejected` with `ErrorCode` "Throttled" for
+/// the first `throttle_first` arrivals. It subscribes again after every reconnect.
+struct ReportPeer {
+    arrivals: Arc<Mutex<Vec<Arrival>>>,
+    subscribed: Arc<Mutex<bool>>,
+}
+
+impl ReportPeer {
+    fn start(pki: &Pki, broker: &Broker, thing: &str, throttle_first: usize) -> ReportPeer {
+        let files = pki.client("report-peer");
+        let tls = inferwatch::defender::client_config(&files).unwrap();
+        let mut options = rumqttc::MqttOptions::new("report-peer", "127.0.0.1", broker.port);
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+        let (client, mut connection) = rumqttc::Client::new(options, 100);
+        let topic = format!("$aws/things/{thing}/defender/metrics/json");
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let subscribed = Arc::new(Mutex::new(false));
+        let peer = ReportPeer { arrivals: arrivals.clone(), subscribed: subscribed.clone() };
+        let thing = thing.to_owned();
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                match event {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                        client.subscribe(topic.as_str(), rumqttc::QoS::AtLeastOnce).unwrap();
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        *subscribed.lock().unwrap() = true;
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))
+                        if p.topic == topic =>
+                    {
+                        let at = Instant::now();
+                        let report: Value = serde_json::from_slice(&p.payload).unwrap();
+                        let report_id = report["header"]["report_id"].as_u64().unwrap();
+                        let count = {
+                            let mut arrivals = arrivals.lock().unwrap();
+                            arrivals.push(Arrival { at, report_id });
+                            arrivals.len()
+                        };
+                        let (suffix, response) = if count <= throttle_first {
+                            let details = serde_json::json!({
+                                "ErrorCode": "Throttled",
+                                "ErrorMessage": "reports of this thing arrive too often",
+                            });
+                            (
+                                "rejected",
+                                serde_json::json!({"thingName": thing, "reportId": report_id, "status": "REJECTED", "statusDetails": details}),
+                            )
+                        } else {
+                            (
+                                "accepted",
+                                serde_json::json!({"thingName": thing, "reportId": report_id, "status": "ACCEPTED"}),
+                            )
+                        };
+                        let payload = serde_json::to_vec(&response).unwrap();
+                        let reply = format!("{topic}/{suffix}");
+                        client.publish(reply, rumqttc::QoS::AtLeastOnce, false, payload).unwrap();
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        *subscribed.lock().unwrap() = false;
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        });
+        assert!(
+            wait_until(Duration::from_secs(20), || peer.is_subscribed()),
+            "the report peer did not subscribe within 20 s"
+        );
+        peer
+    }
+
+    fn is_subscribed(&self) -> bool {
+        *self.subscribed.lock().unwrap()
+    }
+
+    fn arrivals(&self) -> Vec<Arrival> {
+        self.arrivals.lock().unwrap().clone()
+    }
+}
+
+/// Report ids in arrival order, each id only at its first arrival.
+fn first_arrivals(arrivals: &[Arrival]) -> Vec<u64> {
+    let mut ids: Vec<u64> = Vec::new();
+    for arrival in arrivals {
+        if !ids.contains(&arrival.report_id) {
+            ids.push(arrival.report_id);
+        }
+    }
+    ids
+}
+
+/// Returns the shortest time between two consecutive arrivals.
+fn shortest_gap(arrivals: &[Arrival]) -> Duration {
+    arrivals.windows(2).map(|w| w[1].at - w[0].at).min().unwrap()
+}
+
+/// Arrival times on 127.0.0.1 can come closer together than the publish times by the
+/// difference in transit delay of two messages, a few milliseconds at most.
+const TRANSIT_JITTER: Duration = Duration::from_millis(25);
+
+#[test]
+fn backlog_after_outage_is_paced() {
+    let pki = Pki::new();
+    let mut broker = Broker::start(&pki);
+    let peer = ReportPeer::start(&pki, &broker, "cam-8", 0);
+    let spool = tempfile::tempdir().unwrap();
+    let gap = Duration::from_millis(400);
+    let mut config = PublisherConfig::new(
+        "127.0.0.1",
+        broker.port,
+        ThingName::new("cam-8").unwrap(),
+        pki.client("cam-8"),
+        spool.path(),
+    );
+    config.response_timeout = Duration::from_secs(2);
+    config.reconnect_min = Duration::from_millis(100);
+    config.reconnect_max = Duration::from_millis(500);
+    config.min_report_gap = gap;
+    let publisher = Publisher::start(config).unwrap();
+
+    let mut ids = vec![publisher.submit(DeviceMetrics::default(), latency_metric(1.0)).unwrap()];
+    assert!(
+        wait_until(Duration::from_secs(20), || publisher.stats().accepted == 1),
+        "the first report was not accepted within 20 s: {:?}",
+        publisher.stats()
+    );
+    broker.kill();
+    assert!(wait_until(Duration::from_secs(10), || !publisher.stats().connected));
+    for i in 0..5 {
+        ids.push(publisher.submit(DeviceMetrics::default(), latency_metric(f64::from(i))).unwrap());
+    }
+    assert_eq!(publisher.stats().pending, 5, "the backlog waits in the spool");
+    broker.restart();
+
+    assert!(
+        wait_until(Duration::from_secs(60), || publisher.stats().accepted == 6),
+        "the backlog was not accepted within 60 s: {:?}",
+        publisher.stats()
+    );
+    let arrivals = peer.arrivals();
+    // A report the peer missed while it subscribed again is sent again after the response
+    // timeout, so an id may arrive twice, but the first arrivals are every id once, in order.
+    assert_eq!(first_arrivals(&arrivals), ids);
+    let shortest = shortest_gap(&arrivals);
+    assert!(shortest + TRANSIT_JITTER >= gap, "reports {shortest:?} apart: {arrivals:?}");
+    let stats = publisher.stats();
+    assert_eq!(stats.pending, 0);
+    assert_eq!(stats.rejected, 0);
+    assert_eq!(stats.throttled, 0);
+    publisher.shutdown();
+}
+
+#[test]
+fn throttled_report_sent_again_after_gap() {
+    let pki = Pki::new();
+    let broker = Broker::start(&pki);
+    let peer = ReportPeer::start(&pki, &broker, "cam-9", 2);
+    let spool = tempfile::tempdir().unwrap();
+    let gap = Duration::from_millis(300);
+    let mut config = PublisherConfig::new(
+        "127.0.0.1",
+        broker.port,
+        ThingName::new("cam-9").unwrap(),
+        pki.client("cam-9"),
+        spool.path(),
+    );
+    config.response_timeout = Duration::from_secs(5);
+    config.min_report_gap = gap;
+    let publisher = Publisher::start(config).unwrap();
+
+    let ids: Vec<u64> = (0..2)
+        .map(|i| publisher.submit(DeviceMetrics::default(), latency_metric(f64::from(i))).unwrap())
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(20), || publisher.stats().accepted == 2),
+        "the throttled report was not accepted within 20 s: {:?}",
+        publisher.stats()
+    );
+    let arrivals = peer.arrivals();
+    let arrived: Vec<u64> = arrivals.iter().map(|a| a.report_id).collect();
+    // The first report is throttled twice, kept, and sent again after the gap each time.
+    assert_eq!(arrived, vec![ids[0], ids[0], ids[0], ids[1]]);
+    let shortest = shortest_gap(&arrivals);
+    assert!(shortest + TRANSIT_JITTER >= gap, "reports {shortest:?} apart: {arrivals:?}");
+    let stats = publisher.stats();
+    assert_eq!(stats.throttled, 2);
+    assert_eq!(stats.rejected, 0);
+    assert_eq!(stats.resent, 2);
+    assert_eq!(stats.pending, 0);
+    assert_eq!(stats.last_rejection, None);
+    publisher.shutdown();
 }

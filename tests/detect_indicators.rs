@@ -187,6 +187,131 @@ fn reused_pid_starts_a_new_history() {
     assert_eq!(scanner.scan(20 * SECOND), []);
 }
 
+/// Scans `root` at 0, 10 and 20 s while every listed process uses `ticks_per_second` ticks
+/// per second, and returns the details of the busy-process findings at 20 s.
+fn busy_after_20s(
+    root: &Path,
+    config: IndicatorConfig,
+    processes: &[(u32, &str, &[&str], u64)],
+) -> Vec<String> {
+    let mut scanner = IndicatorScanner::new(config);
+    let mut findings = Vec::new();
+    for seconds in [0, 10, 20] {
+        for (pid, name, cmdline, ticks_per_second) in processes {
+            write_process(root, *pid, name, cmdline, ticks_per_second * seconds);
+        }
+        findings = scanner.scan(seconds * SECOND);
+    }
+    let mut busy: Vec<String> =
+        findings.into_iter().filter(|f| f.indicator == "busy-process").map(|f| f.detail).collect();
+    busy.sort();
+    busy
+}
+
+#[test]
+fn ignored_names_not_reported_busy() {
+    let root = tempfile::tempdir().unwrap();
+    let ignore = ["cc1plus", "rustc", "cargo-nextest-runner"];
+    let config = IndicatorConfig {
+        ignore_busy_names: ignore.iter().map(|n| (*n).to_owned()).collect(),
+        ..config(root.path())
+    };
+    let processes: &[(u32, &str, &[&str], u64)] = &[
+        // Matched by comm.
+        (100, "cc1plus", &["/usr/lib/gcc/x86_64-linux-gnu/13/cc1plus", "-quiet"], 95),
+        // Matched by the file name of argv[0]; comm is the thread name.
+        (200, "rustc-worker", &["/home/u/.rustup/bin/rustc", "--crate-name", "x"], 95),
+        // A name longer than the 15 bytes of comm, matched by its first 15 bytes.
+        (300, "cargo-nextest-r", &["nextest"], 95),
+        // Case-sensitive: RUSTC is not rustc.
+        (400, "RUSTC", &["RUSTC"], 95),
+        // Not on the list.
+        (500, "hasher", &["./hasher"], 95),
+    ];
+    assert_eq!(
+        busy_after_20s(root.path(), config, processes),
+        [
+            "process 400 (RUSTC) used 95 % of a core over the last 20 s",
+            "process 500 (hasher) used 95 % of a core over the last 20 s",
+        ]
+    );
+}
+
+#[test]
+fn ignored_name_keeps_miner_indicators() {
+    let root = tempfile::tempdir().unwrap();
+    let config = IndicatorConfig {
+        ignore_busy_names: vec!["cc1plus".to_owned(), "xmrig".to_owned()],
+        ..config(root.path())
+    };
+    let mut scanner = IndicatorScanner::new(config);
+    let mut findings = Vec::new();
+    for seconds in [0, 10, 20] {
+        // A miner that calls itself cc1plus but has a pool URL in its command line.
+        write_process(
+            root.path(),
+            600,
+            "cc1plus",
+            &["cc1plus", "-o", "stratum+tcp://pool.example:3333"],
+            95 * seconds,
+        );
+        // Ignoring a known miner's name silences only its busy-process finding.
+        write_process(root.path(), 700, "xmrig", &["./xmrig"], 95 * seconds);
+        findings = scanner.scan(seconds * SECOND);
+    }
+    let mut found: Vec<(&str, String)> =
+        findings.iter().map(|f| (f.indicator, f.detail.clone())).collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (
+                "miner-cmdline",
+                "process 600 (cc1plus) has stratum+tcp:// in its command line".to_owned()
+            ),
+            ("miner-name", "process 700 (xmrig) has the name of a known miner".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn busy_thresholds_follow_config() {
+    let processes: &[(u32, &str, &[&str], u64)] =
+        &[(700, "hasher", &["hasher"], 90), (800, "builder", &["builder"], 50)];
+
+    // A higher CPU threshold reports neither process.
+    let root = tempfile::tempdir().unwrap();
+    let strict = IndicatorConfig { cpu_percent: 95.0, ..config(root.path()) };
+    assert_eq!(busy_after_20s(root.path(), strict, processes), Vec::<String>::new());
+
+    // A lower one reports both.
+    let root = tempfile::tempdir().unwrap();
+    let loose = IndicatorConfig { cpu_percent: 40.0, ..config(root.path()) };
+    assert_eq!(
+        busy_after_20s(root.path(), loose, processes),
+        [
+            "process 700 (hasher) used 90 % of a core over the last 20 s",
+            "process 800 (builder) used 50 % of a core over the last 20 s",
+        ]
+    );
+}
+
+#[test]
+fn busy_secs_sets_the_span() {
+    let root = tempfile::tempdir().unwrap();
+    let config = IndicatorConfig { sustained: Duration::from_secs(5), ..config(root.path()) };
+    let mut scanner = IndicatorScanner::new(config);
+    let mut at = |seconds: u64| {
+        write_process(root.path(), 700, "hasher", &["hasher"], 90 * seconds);
+        scanner.scan(seconds * SECOND)
+    };
+    assert_eq!(at(0), []);
+    assert_eq!(at(4), [], "4 s of history is shorter than 5 s");
+    let findings = at(5);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].detail, "process 700 (hasher) used 90 % of a core over the last 5 s");
+}
+
 #[test]
 fn real_proc_scan_finds_nothing_of_its_own() {
     let mut scanner = IndicatorScanner::new(IndicatorConfig::default());

@@ -16,12 +16,12 @@ use super::run::parse_seconds;
 #[derive(Debug, Args)]
 pub(crate) struct DetectionArgs {
     /// Evaluate a security profile: the name of a shipped one (crypto-mining) or a
-    /// behaviors JSON file. Also scans /proc for mining indicators.
+    /// behaviors JSON file. Also scans /proc for mining indicators unless --no-indicators.
     #[arg(long, value_name = "NAME|FILE")]
     pub(crate) profile: Option<String>,
 
     /// Watch p90 latency for a sustained rise over a baseline learned at the start. Also
-    /// scans /proc for mining indicators.
+    /// scans /proc for mining indicators unless --no-indicators.
     #[arg(long)]
     pub(crate) drift: bool,
 
@@ -38,12 +38,42 @@ pub(crate) struct DetectionArgs {
     /// Seconds between two datapoints of the profile and two scans for indicators.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     pub(crate) eval_period: Duration,
+
+    /// CPU use, in percent of one core, at or above which another process counts as busy; a
+    /// multi-threaded process can exceed 100 [default: 80].
+    #[arg(long, value_name = "PCT", value_parser = parse_positive)]
+    pub(crate) busy_cpu: Option<f64>,
+
+    /// Seconds a process must stay above --busy-cpu to be reported as busy [default: 20].
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub(crate) busy_secs: Option<Duration>,
+
+    /// Never report a process with this name (comm, or the file name of argv[0]) as busy,
+    /// such as cc1plus or rustc; repeat for more names. Its pool connections, miner name
+    /// and miner command line (stratum+tcp://, --donate-level) are still reported, because
+    /// a miner can take any name.
+    #[arg(long, value_name = "NAME", value_parser = parse_process_name)]
+    pub(crate) ignore_process: Vec<String>,
+
+    /// Do not scan /proc for mining indicators; the profile and drift detector still run.
+    #[arg(long, conflicts_with_all = ["busy_cpu", "busy_secs", "ignore_process"])]
+    pub(crate) no_indicators: bool,
 }
 
 fn parse_positive(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
         _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
+fn parse_process_name(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("the process name is empty".to_owned())
+    } else if text.contains('/') {
+        Err(format!("{text:?} contains '/': give the program's file name, not its path"))
+    } else {
+        Ok(text.to_owned())
     }
 }
 
@@ -67,16 +97,36 @@ impl DetectionArgs {
         }
     }
 
+    /// Returns the indicator settings with the --busy-* and --ignore-process overrides, or
+    /// `None` with --no-indicators.
+    pub(crate) fn indicator_config(&self) -> Option<IndicatorConfig> {
+        if self.no_indicators {
+            return None;
+        }
+        let mut config = IndicatorConfig::default();
+        if let Some(percent) = self.busy_cpu {
+            config.cpu_percent = percent;
+        }
+        if let Some(sustained) = self.busy_secs {
+            config.sustained = sustained;
+        }
+        config.ignore_busy_names = self.ignore_process.clone();
+        Some(config)
+    }
+
     /// Configures a detector on `monitor` with `profile`, the drift detector when `--drift`
-    /// is given, and the mining indicators, which run whenever detection is on.
+    /// is given, and the mining indicators, which run whenever detection is on unless
+    /// --no-indicators turns them off.
     pub(crate) fn detector_builder(
         &self,
         monitor: &Monitor,
         profile: Option<Profile>,
     ) -> DetectorBuilder {
-        let mut builder = inferwatch::detect::Detector::builder(monitor)
-            .eval_period(self.eval_period)
-            .indicators(IndicatorConfig::default());
+        let mut builder =
+            inferwatch::detect::Detector::builder(monitor).eval_period(self.eval_period);
+        if let Some(config) = self.indicator_config() {
+            builder = builder.indicators(config);
+        }
         if let Some(profile) = profile {
             builder = builder.profile(profile);
         }

@@ -59,6 +59,11 @@ pub(crate) struct DefenderArgs {
     #[arg(long)]
     short_keys: bool,
 
+    /// Minimum seconds between two published reports, which paces the spooled backlog after
+    /// an outage; 0 sends it back to back [default: 300, or --report-interval if shorter].
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    min_report_gap: Option<f64>,
+
     /// Directory of the on-disk spool of unsent reports
     /// [default: $XDG_STATE_HOME/inferwatch/spool/THING].
     #[arg(long, value_name = "DIR")]
@@ -208,6 +213,17 @@ fn resolve(
     if let Some(seconds) = args.report_interval.or(file.interval) {
         options.interval = seconds_value(seconds, "interval", origin)?;
     }
+    let gap = match (args.min_report_gap, file.min_report_gap) {
+        (Some(seconds), _) => Some((seconds, "--min-report-gap")),
+        (None, Some(seconds)) => Some((seconds, "min_report_gap")),
+        (None, None) => None,
+    };
+    config.min_report_gap = match gap {
+        Some((seconds, name)) => gap_value(seconds, name, origin)?,
+        // A report interval below 300 s is a deliberate choice, such as for a local
+        // `inferwatch fleet`. Pacing the backlog slower than the interval would only delay it.
+        None => config.min_report_gap.min(options.interval),
+    };
     options.gpu_metrics = file.gpu_metrics.unwrap_or(true);
     for name in file.extra_metrics.iter().flatten() {
         if !OPTIONAL_METRICS.contains(&name.as_str()) {
@@ -227,6 +243,16 @@ fn seconds_value(seconds: f64, key: &str, origin: &str) -> Result<Duration, Fail
     } else {
         Err(Failure::input(format!(
             "invalid {key} {seconds} ({origin}): expected a positive number of seconds"
+        )))
+    }
+}
+
+fn gap_value(seconds: f64, name: &str, origin: &str) -> Result<Duration, Failure> {
+    if (0.0..1e9).contains(&seconds) {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err(Failure::input(format!(
+            "invalid {name} {seconds} ({origin}): expected 0 or a positive number of seconds"
         )))
     }
 }

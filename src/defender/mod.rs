@@ -42,7 +42,8 @@ pub use netstat::{
 };
 pub use profile::{FleetProfile, report_metrics};
 pub use publisher::{
-    Publisher, PublisherConfig, PublisherStats, Rejection, alarm_topic, report_topic,
+    MAX_THROTTLED_RETRIES, Publisher, PublisherConfig, PublisherStats, Rejection, alarm_topic,
+    is_throttling_code, report_topic,
 };
 pub use report::{
     ConnectionList, CustomMetric, DeviceMetrics, Format, KeyStyle, ListeningPort, MAX_REPORT_BYTES,

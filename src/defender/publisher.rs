@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::collect::AWS_MIN_INTERVAL;
 use super::error::DefenderError;
 use super::report::{CustomMetric, DeviceMetrics, Format, KeyStyle, Report, encode_value};
 use super::spool::Spool;
@@ -53,11 +54,16 @@ pub struct PublisherConfig {
     pub reconnect_min: Duration,
     /// Maximum wait between two connection attempts.
     pub reconnect_max: Duration,
+    /// Minimum time from one report publish to the next, resends included, so that a backlog
+    /// spooled during an outage is not sent back to back. Zero sends reports as fast as the
+    /// responses come.
+    pub min_report_gap: Duration,
 }
 
 impl PublisherConfig {
     /// A configuration with the defaults: JSON, long keys, 1000 spooled reports, 30 s
-    /// response timeout and keep-alive, reconnecting after 0.5 s up to 60 s.
+    /// response timeout and keep-alive, reconnecting after 0.5 s up to 60 s, and reports at
+    /// least [`AWS_MIN_INTERVAL`] (300 s) apart.
     pub fn new(
         host: impl Into<String>,
         port: u16,
@@ -79,6 +85,7 @@ impl PublisherConfig {
             keep_alive: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(60),
+            min_report_gap: AWS_MIN_INTERVAL,
         }
     }
 
@@ -103,6 +110,20 @@ pub fn alarm_topic(thing: &ThingName) -> String {
 /// Alarms held in memory while the broker is unreachable; older ones are dropped.
 const MAX_QUEUED_ALARMS: usize = 100;
 
+/// Times a throttled report is sent again before it is deleted like any other rejection.
+pub const MAX_THROTTLED_RETRIES: u32 = 5;
+
+/// Returns whether a rejection's `ErrorCode` means that the report came too soon, not that
+/// its content is invalid.
+///
+/// NOTE: AWS states that reports of one thing sent less than 5 minutes apart may be
+/// throttled (AWS IoT Device SDK for Embedded C, Defender configuration), but documents no
+/// `ErrorCode` for it. This matches any code containing "throttl" in any case (`Throttled`,
+/// `THROTTLED`, `ThrottlingException`).
+pub fn is_throttling_code(error_code: &str) -> bool {
+    error_code.to_ascii_lowercase().contains("throttl")
+}
+
 /// A rejection received from the peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
@@ -121,8 +142,11 @@ pub struct PublisherStats {
     pub submitted: u64,
     /// Reports the peer accepted.
     pub accepted: u64,
-    /// Reports the peer rejected.
+    /// Reports the peer rejected for good; throttled reports count here only once they have
+    /// been sent [`MAX_THROTTLED_RETRIES`] times again.
     pub rejected: u64,
+    /// Throttling rejections, each followed by a resend after `min_report_gap`.
+    pub throttled: u64,
     /// Reports dropped because the spool was full.
     pub dropped: u64,
     /// Reports sent again after a reconnect or a response timeout.
@@ -146,6 +170,7 @@ struct Counters {
     submitted: AtomicU64,
     accepted: AtomicU64,
     rejected: AtomicU64,
+    throttled: AtomicU64,
     dropped: AtomicU64,
     resent: AtomicU64,
     alarms_sent: AtomicU64,
@@ -204,11 +229,17 @@ struct Handle {
 ///   again after a reconnect or after `response_timeout`; a peer that already saw the id
 ///   responds again without counting it twice, as `inferwatch fleet` does.
 ///
-/// A rejected report is logged with its `ErrorCode` and `ErrorMessage`, counted, and
-/// deleted from the spool: sending the same document again would be rejected again.
+/// Two report publishes, resends included, are at least `min_report_gap` apart (300 s by
+/// default, the shortest interval at which AWS IoT Device Defender accepts reports of a thing
+/// without throttling them). A backlog spooled during an outage therefore drains at one
+/// report per gap. When the reporting interval equals the gap, the backlog does not shrink:
+/// each report then reaches the service `backlog × gap` late, and `spool_capacity` bounds
+/// that delay. Alarms are not paced.
 ///
-/// NOTE: after an outage the spooled backlog goes out back to back, one report per round
-/// trip. AWS IoT Device Defender may throttle reports that arrive less than 300 s apart.
+/// A rejected report is logged with its `ErrorCode` and `ErrorMessage`, counted, and
+/// deleted from the spool: sending the same document again would be rejected again. The
+/// exception is a throttling code (see [`is_throttling_code`]): the report stays in the spool
+/// and is sent again after `min_report_gap`, up to [`MAX_THROTTLED_RETRIES`] times.
 ///
 /// [`Publisher::shutdown`] (or dropping the last clone) disconnects; spooled reports stay on
 /// disk for the next start.
@@ -315,6 +346,7 @@ impl Publisher {
             submitted: c.submitted.load(Ordering::Relaxed),
             accepted: c.accepted.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             resent: c.resent.load(Ordering::Relaxed),
             alarms_sent: c.alarms_sent.load(Ordering::Relaxed),
@@ -418,6 +450,12 @@ struct Driver {
     connected: bool,
     subscribed: bool,
     in_flight: Option<InFlight>,
+    /// When the last report was handed to the client; the next one waits `min_report_gap`.
+    last_report_at: Option<Instant>,
+    /// When `send_pending` held a report back for the gap; the run loop wakes then.
+    paced_until: Option<Instant>,
+    /// The report sent again after a throttling rejection and how often that happened.
+    throttled: Option<(u64, u32)>,
     alarms: VecDeque<Vec<u8>>,
     report_topic: String,
     response_topics: [String; 2],
@@ -437,6 +475,9 @@ impl Driver {
             connected: false,
             subscribed: false,
             in_flight: None,
+            last_report_at: None,
+            paced_until: None,
+            throttled: None,
             alarms: VecDeque::new(),
             report_topic,
             response_topics,
@@ -453,6 +494,7 @@ impl Driver {
         loop {
             self.send_pending();
             let deadline = self.response_deadline();
+            let paced_until = self.paced_until;
             tokio::select! {
                 event = events.recv() => match event {
                     Some(Ok(event)) => self.on_event(event),
@@ -465,6 +507,8 @@ impl Driver {
                     Some(Command::Shutdown) | None => break,
                 },
                 _ = sleep_until(deadline), if deadline.is_some() => self.on_response_timeout(),
+                // The loop calls `send_pending` again, which publishes the held report.
+                _ = sleep_until(paced_until), if paced_until.is_some() => {}
             }
         }
         // Let the DISCONNECT go out, for at most one second.
@@ -556,8 +600,10 @@ impl Driver {
         self.alarms.push_back(payload);
     }
 
-    /// Hands queued alarms and the next report to the client when the connection is ready.
+    /// Hands queued alarms and the next report to the client when the connection is ready
+    /// and `min_report_gap` has passed since the last report.
     fn send_pending(&mut self) {
+        self.paced_until = None;
         if !self.connected || !self.subscribed {
             return;
         }
@@ -574,6 +620,13 @@ impl Driver {
         }
         if self.in_flight.as_ref().is_some_and(|f| f.sent_at.is_some()) {
             return;
+        }
+        if let Some(last) = self.last_report_at {
+            let earliest = last + self.shared.config.min_report_gap;
+            if Instant::now() < earliest {
+                self.paced_until = Some(earliest);
+                return;
+            }
         }
         let mut spool = lock(&self.shared.spool);
         let Some((report_id, format, payload)) = spool.oldest() else {
@@ -595,7 +648,9 @@ impl Driver {
             self.shared.counters.resent.fetch_add(1, Ordering::Relaxed);
         }
         tracing::trace!(thing = %self.shared.config.thing, report_id, resend, "report published");
-        self.in_flight = Some(InFlight { report_id, sent_at: Some(Instant::now()) });
+        let now = Instant::now();
+        self.last_report_at = Some(now);
+        self.in_flight = Some(InFlight { report_id, sent_at: Some(now) });
     }
 
     /// Converts a report spooled in another format (before a configuration change) into the
@@ -635,15 +690,31 @@ impl Driver {
         }
         self.in_flight = None;
         let counters = &self.shared.counters;
+        let details = response.get("statusDetails");
+        let field = |name: &str| {
+            details.and_then(|d| d.get(name)).and_then(Value::as_str).unwrap_or("").to_owned()
+        };
+        if !accepted && is_throttling_code(&field("ErrorCode")) {
+            let retries = match self.throttled {
+                Some((id, retries)) if id == report_id => retries,
+                _ => 0,
+            };
+            if retries < MAX_THROTTLED_RETRIES {
+                counters.throttled.fetch_add(1, Ordering::Relaxed);
+                self.throttled = Some((report_id, retries + 1));
+                self.in_flight = Some(InFlight { report_id, sent_at: None });
+                let gap_seconds = self.shared.config.min_report_gap.as_secs_f64();
+                tracing::warn!(%thing, report_id, error_code = %field("ErrorCode"), retry = retries + 1, gap_seconds, "report throttled; sending it again after the report gap");
+                return;
+            }
+            tracing::error!(%thing, report_id, retries, "report throttled after every retry; deleting it");
+        }
+        self.throttled = None;
         if accepted {
             counters.accepted.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%thing, report_id, "report accepted");
         } else {
             counters.rejected.fetch_add(1, Ordering::Relaxed);
-            let details = response.get("statusDetails");
-            let field = |name: &str| {
-                details.and_then(|d| d.get(name)).and_then(Value::as_str).unwrap_or("").to_owned()
-            };
             let rejection = Rejection {
                 report_id,
                 error_code: field("ErrorCode"),

@@ -540,3 +540,21 @@ fn report_topic_parses_thing_and_format() {
     assert!(parse_report_topic("$aws/things/cam-1/defender/metrics/json/accepted").is_none());
     assert!(parse_report_topic("$aws/things/cam-1/defender/metrics/xml").is_none());
 }
+
+#[test]
+fn throttling_codes_recognised() {
+    for code in ["Throttled", "THROTTLED", "ThrottlingException", "throttled"] {
+        assert!(super::is_throttling_code(code), "{code}");
+    }
+    for code in ["InvalidPayload", "", "Unauthorized", "MissingVersion"] {
+        assert!(!super::is_throttling_code(code), "{code}");
+    }
+}
+
+#[test]
+fn default_report_gap_is_aws_minimum() {
+    let tls = super::TlsFiles { ca: "ca.pem".into(), cert: "c.pem".into(), key: "k.pem".into() };
+    let thing = super::ThingName::new("cam-1").unwrap();
+    let config = super::PublisherConfig::new("127.0.0.1", 8883, thing, tls, "/tmp/spool");
+    assert_eq!(config.min_report_gap, std::time::Duration::from_secs(300));
+}

@@ -58,6 +58,11 @@ pub struct IndicatorConfig {
     pub cpu_percent: f64,
     /// How long a process must keep that CPU use.
     pub sustained: Duration,
+    /// Process names that are never reported as busy, such as compilers on a shared build
+    /// machine. A name matches `comm` (or its first 15 bytes, which is all the kernel keeps)
+    /// or the file name of `argv[0]`, case-sensitively. The other indicators still report
+    /// these processes, because a miner can take any name.
+    pub ignore_busy_names: Vec<String>,
     /// Processes never reported: this process, by default.
     pub exclude_pids: Vec<u32>,
     /// Clock ticks per second of `/proc/PID/stat` times (`sysconf(_SC_CLK_TCK)`).
@@ -75,6 +80,7 @@ impl Default for IndicatorConfig {
             cmdline_patterns: CMDLINE_PATTERNS.iter().map(|p| (*p).to_owned()).collect(),
             cpu_percent: 80.0,
             sustained: Duration::from_secs(20),
+            ignore_busy_names: Vec::new(),
             exclude_pids: vec![std::process::id()],
             ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
         }
@@ -220,6 +226,9 @@ impl IndicatorScanner {
             seen.insert((pid, stat.start_ticks));
             let cmdline = read(&dir.join("cmdline")).unwrap_or_default();
             self.check_process(pid, &stat, &cmdline, &mut findings);
+            if self.is_ignored_when_busy(&stat, &cmdline) {
+                continue;
+            }
             if let Some(finding) = self.check_cpu(pid, &stat, now_nanos) {
                 findings.push(finding);
             }
@@ -252,17 +261,20 @@ impl IndicatorScanner {
         findings
     }
 
+    fn is_ignored_when_busy(&self, stat: &ProcessStat, cmdline: &str) -> bool {
+        let program = program_name(cmdline);
+        self.config.ignore_busy_names.iter().any(|ignored| {
+            stat.name == *ignored
+                || stat.name.as_bytes() == &ignored.as_bytes()[..ignored.len().min(15)]
+                || program == *ignored
+        })
+    }
+
     fn check_process(&self, pid: u32, stat: &ProcessStat, cmdline: &str, out: &mut Vec<Finding>) {
         let name = stat.name.to_lowercase();
         // argv[0]'s file name catches a miner whose comm was changed, and names longer
         // than the 15 bytes the kernel keeps in comm.
-        let program = cmdline
-            .split('\0')
-            .next()
-            .and_then(|arg| Path::new(arg).file_name())
-            .and_then(|n| n.to_str())
-            .map(str::to_lowercase)
-            .unwrap_or_default();
+        let program = program_name(cmdline).to_lowercase();
         let matched = self.config.miner_names.iter().find(|miner| {
             let short: String = miner.chars().take(15).collect();
             name == **miner || name == short || program == **miner
@@ -318,6 +330,16 @@ impl IndicatorScanner {
             ),
         })
     }
+}
+
+/// Returns the file name of `argv[0]` in a NUL-separated command line, or "" when it has none.
+fn program_name(cmdline: &str) -> &str {
+    cmdline
+        .split('\0')
+        .next()
+        .and_then(|arg| Path::new(arg).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
 }
 
 fn read(path: &Path) -> Option<String> {
