@@ -277,6 +277,17 @@ fn no_indicators_conflicts_with_indicator_flags() {
     }
 }
 
+#[test]
+fn indicator_flags_require_detection() {
+    let model = model_path("ppocr-cls/model.onnx");
+    for flag in ["--busy-cpu=50", "--busy-secs=5", "--ignore-process=rustc", "--no-indicators"] {
+        let output = inferwatch(&["run", path(&model), "--duration", "1", flag]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {text}");
+        assert!(text.contains("--profile <NAME|FILE>|--drift"), "{flag}: {text}");
+    }
+}
+
 /// Returns the details of the busy-process alarms raised during a 6 s `inferwatch run` with
 /// `extra` flags.
 fn busy_alarms(model: &Path, extra: &[&str]) -> Vec<String> {

@@ -12,17 +12,19 @@ use inferwatch::detect::{
 use super::Failure;
 use super::run::parse_seconds;
 
-/// Options that turn detection on and tune it.
+/// Options that turn detection on and tune it. The indicator options require `--profile` or
+/// `--drift` (the `detection` group), since without them nothing scans /proc.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("detection").multiple(true))]
 pub(crate) struct DetectionArgs {
     /// Evaluate a security profile: the name of a shipped one (crypto-mining) or a
     /// behaviors JSON file. Also scans /proc for mining indicators unless --no-indicators.
-    #[arg(long, value_name = "NAME|FILE")]
+    #[arg(long, value_name = "NAME|FILE", group = "detection")]
     pub(crate) profile: Option<String>,
 
     /// Watch p90 latency for a sustained rise over a baseline learned at the start. Also
     /// scans /proc for mining indicators unless --no-indicators.
-    #[arg(long)]
+    #[arg(long, group = "detection")]
     pub(crate) drift: bool,
 
     /// Seconds of latency that form the drift baseline.
@@ -41,22 +43,23 @@ pub(crate) struct DetectionArgs {
 
     /// CPU use, in percent of one core, at or above which another process counts as busy; a
     /// multi-threaded process can exceed 100 [default: 80].
-    #[arg(long, value_name = "PCT", value_parser = parse_positive)]
+    #[arg(long, value_name = "PCT", value_parser = parse_positive, requires = "detection")]
     pub(crate) busy_cpu: Option<f64>,
 
     /// Seconds a process must stay above --busy-cpu to be reported as busy [default: 20].
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, requires = "detection")]
     pub(crate) busy_secs: Option<Duration>,
 
     /// Never report a process with this name (comm, or the file name of argv[0]) as busy,
     /// such as cc1plus or rustc; repeat for more names. Its pool connections, miner name
     /// and miner command line (stratum+tcp://, --donate-level) are still reported, because
     /// a miner can take any name.
-    #[arg(long, value_name = "NAME", value_parser = parse_process_name)]
+    #[arg(long, value_name = "NAME", value_parser = parse_process_name, requires = "detection")]
     pub(crate) ignore_process: Vec<String>,
 
     /// Do not scan /proc for mining indicators; the profile and drift detector still run.
-    #[arg(long, conflicts_with_all = ["busy_cpu", "busy_secs", "ignore_process"])]
+    #[arg(long, conflicts_with_all = ["busy_cpu", "busy_secs", "ignore_process"],
+          requires = "detection")]
     pub(crate) no_indicators: bool,
 }
 
