@@ -124,7 +124,7 @@ fn encode(percent: f64) -> u32 {
 #[derive(Debug)]
 pub struct LoadCells {
     values: CachePadded<[AtomicU32; LOAD_KINDS]>,
-    /// Bit `k` is set while `values[k]` holds a value, so that a recorder without load
+    /// Bit `k` is set while `values[k]` has a value, so that a recorder without load
     /// sources pays one load instead of one per kind.
     present: AtomicU32,
     gpu_timelines: GpuTimelines,

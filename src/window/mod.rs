@@ -8,7 +8,7 @@
 //!
 //! Recording is a few relaxed atomic operations on the current slot: no lock, no allocation,
 //! no system call, no panic. So that two threads never fight over one cache line, the ring is
-//! striped, and a reader sums the stripes. A thread that holds an owner index (see
+//! striped, and a reader sums the stripes. A thread that has claimed an owner index (see
 //! `owner.rs`) below the number of stripes is the only writer of that stripe and updates it
 //! with plain loads and stores. Any other thread writes to one more, shared stripe with
 //! atomic read-modify-writes.
@@ -187,8 +187,8 @@ impl std::fmt::Debug for RollingWindow {
     }
 }
 
-/// How a thread updates the counters of a slot: with plain loads and stores when it is
-/// their only writer (`OWNED`), with atomic read-modify-writes otherwise.
+/// Counter updates of one thread: plain loads and stores when the thread is the slot's only
+/// writer (`OWNED`), atomic read-modify-writes otherwise.
 struct Update<const OWNED: bool>;
 
 impl<const OWNED: bool> Update<OWNED> {
@@ -288,7 +288,7 @@ impl RollingWindow {
         estimate + u64::from(remainder >= self.slot_nanos)
     }
 
-    /// Returns the slot of `stripe` that holds `epoch` (or an older or newer epoch that maps
+    /// Returns the slot of `stripe` that contains `epoch` (or an older or newer epoch that maps
     /// to the same place in the ring).
     #[inline(always)]
     fn slot(&self, stripe: usize, epoch: u64) -> &Slot {

@@ -1,6 +1,6 @@
 //! Which stripe of a [`RollingWindow`](super::RollingWindow) a recording thread writes to.
 //!
-//! The process holds [`OWNERS`] owner indices. A thread claims the lowest free index the
+//! The process has [`OWNERS`] owner indices. A thread claims the lowest free index the
 //! first time it records and gives it back when it exits, so a program that starts fresh
 //! threads keeps reusing the low indices. While a thread holds index `i`, no other live
 //! thread holds it, so stripe `i` of every window (when the window has that many) has a
@@ -17,7 +17,7 @@ pub(crate) const OWNERS: usize = 64;
 pub(crate) const SHARED: usize = OWNERS;
 const UNCLAIMED: usize = usize::MAX;
 
-/// Bit `i` is set while a live thread holds owner index `i`.
+/// Bit `i` is set while a live thread has claimed owner index `i`.
 static CLAIMED: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
@@ -36,7 +36,7 @@ impl Drop for Release {
         // the shared stripe, so the next holder of the index is its only writer.
         let index = INDEX.with(|cell| cell.replace(SHARED));
         if index < OWNERS {
-            // Release: the next thread to claim the index sees every store this thread made.
+            // Release: the next thread to claim the index observes every store this thread made.
             CLAIMED.fetch_and(!(1 << index), Ordering::Release);
         }
     }
@@ -105,7 +105,8 @@ mod tests {
             let b = scope.spawn(hold);
             [a.join().expect("thread ran"), b.join().expect("thread ran")]
         });
-        assert!(a < OWNERS && b < OWNERS, "indices {a} and {b}");
+        assert!(a < OWNERS, "first thread got index {a}");
+        assert!(b < OWNERS, "second thread got index {b}");
         assert_ne!(a, b, "two live threads hold the same owner index");
     }
 }

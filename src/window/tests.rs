@@ -43,8 +43,8 @@ fn exact_totals_from_many_threads() {
 #[test]
 fn exact_totals_when_threads_come_and_go() {
     // Threads that exit give their stripe to later threads, which go on adding to the same
-    // counters with plain stores: with one owned stripe, waves of threads that overlap in
-    // time alternate between the owned and the shared stripe, and nothing may be lost.
+    // counters with plain stores. With one owned stripe, threads of each wave take turns on
+    // the owned and the shared stripe, and no record may be lost.
     let window = Arc::new(window(60, 1));
     let per_thread: u64 = 100_000;
     let waves = 20u64;
