@@ -9,9 +9,10 @@ use inferwatch::detect::{
 };
 use inferwatch::load::read_number;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
-use crate::errors::{Kind, config_error, error};
+use crate::errors::{Kind, config_error, error, invalid_argument};
+use crate::monitor::seconds;
 
 /// The feedback file whose number is the simulated GPU load, in percent.
 pub(crate) const GPU_LOAD_FILE: &str = "gpu_load_fb";
@@ -24,7 +25,130 @@ pub(crate) struct DetectorOptions {
     pub(crate) drift: bool,
     pub(crate) feedback_dir: Option<PathBuf>,
     pub(crate) eval_period: Duration,
-    pub(crate) indicators: bool,
+    /// The settings of the `/proc` scan, or `None` without `indicators=True`.
+    pub(crate) indicators: Option<IndicatorConfig>,
+}
+
+/// The tuning of the busy-process indicator, as passed to `Monitor()`. Each field is `None`
+/// when the argument was not given.
+pub(crate) struct IndicatorOptions<'py> {
+    pub(crate) busy_cpu: Option<f64>,
+    pub(crate) busy_secs: Option<f64>,
+    pub(crate) ignore_processes: Option<Bound<'py, PyAny>>,
+}
+
+impl IndicatorOptions<'_> {
+    /// Returns the indicator settings for `indicators=` with these overrides, or `None` when
+    /// `indicators` is false.
+    ///
+    /// Raises `ConfigError` for an option given without `indicators=True`, a CPU percent or
+    /// a duration that is not a positive number, or a process name that is empty, contains
+    /// '/' or is not a `str`. These are the values that `inferwatch run` rejects for
+    /// `--busy-cpu`, `--busy-secs` and `--ignore-process`.
+    pub(crate) fn config(
+        &self,
+        py: Python<'_>,
+        origin: &str,
+        indicators: bool,
+    ) -> PyResult<Option<IndicatorConfig>> {
+        if !indicators {
+            let options = [
+                ("busy_cpu", self.busy_cpu.is_some()),
+                ("busy_secs", self.busy_secs.is_some()),
+                ("ignore_processes", self.ignore_processes.is_some()),
+            ];
+            if let Some((name, _)) = options.iter().find(|(_, given)| *given) {
+                return Err(config_error(
+                    py,
+                    format!(
+                        "{name}= in {origin} tunes the mining indicators: pass indicators=True \
+                         as well, or leave {name} out"
+                    ),
+                ));
+            }
+            return Ok(None);
+        }
+        let mut config = IndicatorConfig::default();
+        if let Some(percent) = self.busy_cpu {
+            if !(percent.is_finite() && percent > 0.0) {
+                return Err(invalid_argument(
+                    py,
+                    origin,
+                    "busy_cpu",
+                    percent,
+                    "expected a positive CPU use in percent of one core",
+                ));
+            }
+            config.cpu_percent = percent;
+        }
+        if let Some(secs) = self.busy_secs {
+            config.sustained = seconds(secs).ok_or_else(|| {
+                invalid_argument(
+                    py,
+                    origin,
+                    "busy_secs",
+                    secs,
+                    "expected a positive number of seconds",
+                )
+            })?;
+        }
+        if let Some(names) = &self.ignore_processes {
+            config.ignore_busy_names = process_names(py, origin, names)?;
+        }
+        Ok(Some(config))
+    }
+}
+
+/// Returns the process names of the `ignore_processes` sequence.
+fn process_names(py: Python<'_>, origin: &str, names: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let repr = |value: &Bound<'_, PyAny>| value.repr().map(|r| r.to_string()).unwrap_or_default();
+    // Iterating a str would give one-letter names, so a single name is rejected with a hint.
+    if names.is_instance_of::<PyString>() {
+        return Err(invalid_argument(
+            py,
+            origin,
+            "ignore_processes",
+            repr(names),
+            "expected a sequence of process names, such as [\"rustc\"], not a str",
+        ));
+    }
+    let items = names.try_iter().map_err(|_| {
+        invalid_argument(
+            py,
+            origin,
+            "ignore_processes",
+            repr(names),
+            "expected a sequence of process names (str)",
+        )
+    })?;
+    let mut result = Vec::new();
+    for (index, item) in items.enumerate() {
+        let item = item?;
+        let key = format!("ignore_processes[{index}]");
+        let name: String = item.extract().map_err(|_| {
+            invalid_argument(py, origin, &key, repr(&item), "expected a process name (str)")
+        })?;
+        if name.is_empty() {
+            return Err(invalid_argument(
+                py,
+                origin,
+                &key,
+                "",
+                "expected a process name, not an empty string",
+            ));
+        }
+        if name.contains('/') {
+            return Err(invalid_argument(
+                py,
+                origin,
+                &key,
+                &name,
+                "expected the program's file name, not its path",
+            ));
+        }
+        result.push(name);
+    }
+    Ok(result)
 }
 
 /// Loads the shipped profile named `name_or_path`, or else the profile file at that path.
@@ -49,8 +173,8 @@ pub(crate) fn start_detector(
     if options.drift {
         builder = builder.drift(DriftConfig::default());
     }
-    if options.indicators {
-        builder = builder.indicators(IndicatorConfig::default());
+    if let Some(config) = options.indicators {
+        builder = builder.indicators(config);
     }
     if let Some(dir) = options.feedback_dir {
         let path = dir.join(GPU_INFERENCE_FILE);

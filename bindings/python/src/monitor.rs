@@ -13,7 +13,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
-use crate::alarms::{self, DetectorOptions};
+use crate::alarms::{self, DetectorOptions, IndicatorOptions};
 use crate::errors::{Kind, config_error, error, input_error, invalid_argument, otel_error};
 
 /// Largest window or sample period accepted, in seconds (about 31 years); keeps the
@@ -45,6 +45,7 @@ impl Monitor {
     pub(crate) fn build_default(py: Python<'_>) -> PyResult<Self> {
         Monitor::new(
             py, 300.0, None, 0.5, true, None, None, None, None, None, false, None, 5.0, false,
+            None, None, None,
         )
     }
 }
@@ -67,6 +68,9 @@ impl Monitor {
         feedback_dir=None,
         eval_period=5.0,
         indicators=false,
+        busy_cpu=None,
+        busy_secs=None,
+        ignore_processes=None,
     ))]
     #[allow(clippy::too_many_arguments, reason = "the keyword arguments of Monitor()")]
     fn new(
@@ -84,6 +88,9 @@ impl Monitor {
         feedback_dir: Option<PathBuf>,
         eval_period: f64,
         indicators: bool,
+        busy_cpu: Option<f64>,
+        busy_secs: Option<f64>,
+        ignore_processes: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let origin = "Monitor()";
         let span = seconds(window).ok_or_else(|| {
@@ -107,8 +114,19 @@ impl Monitor {
                 "expected a positive number of seconds",
             )
         })?;
+        let indicators = IndicatorOptions { busy_cpu, busy_secs, ignore_processes }
+            .config(py, origin, indicators)?;
         let profile = profile.map(|path| alarms::load_profile(py, origin, &path)).transpose()?;
         let detecting = profile.is_some() || drift;
+        if indicators.is_some() && !detecting {
+            // The /proc scan runs on the detector thread, which only a profile or drift starts.
+            return Err(config_error(
+                py,
+                format!(
+                    "indicators=True in {origin} needs a detector: pass profile= or drift=True"
+                ),
+            ));
+        }
         let mut config = window_config(span);
         if detecting {
             // A datapoint covers whole slots: slots no longer than the evaluation period
@@ -388,7 +406,7 @@ fn window_config(span: Duration) -> WindowConfig {
 }
 
 /// Returns `value` as a duration when it is a positive, finite number of seconds.
-fn seconds(value: f64) -> Option<Duration> {
+pub(crate) fn seconds(value: f64) -> Option<Duration> {
     (value.is_finite() && value > 0.0 && value < MAX_SECONDS)
         .then(|| Duration::from_secs_f64(value))
 }

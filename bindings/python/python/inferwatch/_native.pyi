@@ -2,7 +2,7 @@
 
 import os
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, Optional, TypeVar, Union, final
 
@@ -133,7 +133,19 @@ class Monitor:
             ``drift``), and at least 0.1 s.
         indicators: also look through ``/proc`` for mining indicators (pool
             connections, miner names and command lines, foreign processes that keep a
-            core busy) once per ``eval_period``.
+            core busy) once per ``eval_period``. Needs ``profile`` or ``drift``, whose
+            detector thread runs the scan.
+        busy_cpu: CPU use, in percent of one core, at or above which another process
+            counts as busy; 80 by default. A multi-threaded process can exceed 100.
+            Needs ``indicators=True``, like ``busy_secs`` and ``ignore_processes``.
+        busy_secs: the span, in seconds, over which a process's average CPU use must
+            reach ``busy_cpu`` to raise the ``busy-process`` alarm; 20 by default.
+        ignore_processes: names of processes never reported as busy, such as
+            ``["cc1plus", "rustc"]``. A name matches the kernel's process name (``comm``,
+            which keeps the first 15 bytes) or the file name of ``argv[0]``, case
+            sensitively. These processes still raise the other indicators (pool
+            connections, miner names, miner command lines), because a miner can take any
+            name.
 
     With ``profile`` or ``drift``, a background thread (``inferwatch-detector``)
     evaluates the window and reports alarms through ``alarms()``, ``on_alarm()`` and the
@@ -145,9 +157,13 @@ class Monitor:
 
     Raises:
         ConfigError: a window, period or interval that is not a positive number of
-            seconds, an unknown metric name or protocol, an invalid endpoint, or a
+            seconds, an unknown metric name or protocol, an invalid endpoint, a
             profile that cannot be read or is invalid (the message names the JSON path of
-            every problem, such as ``$[0].criteria.value.number``).
+            every problem, such as ``$[0].criteria.value.number``), ``indicators=True``
+            without ``profile`` or ``drift``, ``busy_cpu``, ``busy_secs`` or
+            ``ignore_processes`` without ``indicators=True``, a ``busy_cpu`` or
+            ``busy_secs`` that is not a positive number, or a process name that is empty
+            or contains ``/``.
     """
 
     def __new__(
@@ -166,6 +182,9 @@ class Monitor:
         feedback_dir: Optional[Union[str, os.PathLike[str]]] = None,
         eval_period: float = 5.0,
         indicators: bool = False,
+        busy_cpu: Optional[float] = None,
+        busy_secs: Optional[float] = None,
+        ignore_processes: Optional[Sequence[str]] = None,
     ) -> Self: ...
     @property
     def window(self) -> float:
