@@ -221,6 +221,27 @@ fn bench_rejects_bad_indicator_flags() {
     }
 }
 
+/// An evaluation period beyond an hour used to size a window of one-second slots for the whole
+/// period and abort the process on the allocation.
+#[test]
+fn bench_rejects_eval_period_over_an_hour() {
+    for value in ["3601", "1e6", "999999999"] {
+        let output =
+            inferwatch(&["bench", MODEL, "--iterations", "5", "--drift", "--eval-period", value]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "--eval-period {value}: {text}");
+        assert!(text.contains("--eval-period"), "--eval-period {value}: {text}");
+        assert!(text.contains("at most 3600"), "--eval-period {value}: {text}");
+    }
+}
+
+#[test]
+fn bench_accepts_eval_period_of_an_hour() {
+    let output =
+        inferwatch(&["bench", MODEL, "--iterations", "5", "--drift", "--eval-period", "3600"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 #[test]
 fn duration_limits_the_run() {
     let output = inferwatch(&["bench", MODEL, "--duration", "0.5", "--warmup", "1", "--json"]);
