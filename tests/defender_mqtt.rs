@@ -609,6 +609,26 @@ fn invalid_report_gap_rejected() {
     }
 }
 
+/// A gap longer than the report interval lets the spool grow by a report every few intervals
+/// until it drops the oldest ones, even with the broker up.
+#[test]
+fn report_gap_over_interval_rejected() {
+    let output = Command::new(BIN)
+        .args(["run", "models/ppocr-cls/model.onnx", "--duration", "1"])
+        .args(["--endpoint", "127.0.0.1", "--thing", "cam-1"])
+        .args(["--ca", "ca.pem", "--cert", "c.pem", "--key", "k.pem"])
+        .args(["--report-interval", "1", "--min-report-gap", "3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--min-report-gap 3 is longer than the report interval of 1 s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(the flags)"), "{stderr}");
+}
+
 /// A client subscribed to every thing's alarm topic.
 struct AlarmWatcher {
     // Kept so that the connection stays open.

@@ -224,6 +224,18 @@ fn resolve(
         // `inferwatch fleet`. Pacing the backlog slower than the interval would only delay it.
         None => config.min_report_gap.min(options.interval),
     };
+    if let Some((seconds, name)) = gap
+        && config.min_report_gap > options.interval
+    {
+        // The reporter makes one report per interval and the publisher sends at most one per
+        // gap, so the spool would grow until it drops the oldest reports, even with the
+        // broker up.
+        return Err(Failure::input(format!(
+            "{name} {seconds} is longer than the report interval of {} s ({origin}): the \
+             spool would fill and drop reports, so lower the gap or raise the interval",
+            options.interval.as_secs_f64()
+        )));
+    }
     options.gpu_metrics = file.gpu_metrics.unwrap_or(true);
     for name in file.extra_metrics.iter().flatten() {
         if !OPTIONAL_METRICS.contains(&name.as_str()) {
