@@ -242,6 +242,30 @@ fn bench_accepts_eval_period_of_an_hour() {
     assert!(output.status.success(), "{}", stderr(&output));
 }
 
+/// Output paths are checked before the timed loop, so a typo fails at once rather than after
+/// a long run.
+#[test]
+fn bad_output_paths_fail_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let cases = [
+        ("--plot", missing.join("run.svg"), "folder"),
+        ("--plot", dir.path().join("run.jpg"), "must end in .svg or .png"),
+        ("--save-baseline", missing.join("base.json"), "folder"),
+    ];
+    for (flag, path, expected) in cases {
+        let started = std::time::Instant::now();
+        let output =
+            inferwatch(&["bench", MODEL, "--duration", "20", flag, path.to_str().unwrap()]);
+        let elapsed = started.elapsed();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag} {}: {text}", path.display());
+        assert!(text.contains(flag), "{flag} {}: {text}", path.display());
+        assert!(text.contains(expected), "{flag} {}: {text}", path.display());
+        assert!(elapsed < std::time::Duration::from_secs(10), "{flag} took {elapsed:?}");
+    }
+}
+
 #[test]
 fn duration_limits_the_run() {
     let output = inferwatch(&["bench", MODEL, "--duration", "0.5", "--warmup", "1", "--json"]);
