@@ -211,6 +211,7 @@ fn bench_rejects_bad_indicator_flags() {
     for (flag, value, expected) in [
         ("--busy-cpu", "0", "\"0\" is not a positive number"),
         ("--busy-secs", "-1", "\"-1\" is not a positive number of seconds"),
+        ("--busy-secs", "1e9", "\"1e9\" is not a positive number of seconds below 1e9"),
         ("--ignore-process", "bin/rustc", "give the program's file name, not its path"),
     ] {
         let output = inferwatch(&["bench", MODEL, "--drift", &format!("{flag}={value}")]);

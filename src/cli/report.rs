@@ -254,7 +254,7 @@ fn seconds_value(seconds: f64, key: &str, origin: &str) -> Result<Duration, Fail
         Ok(Duration::from_secs_f64(seconds))
     } else {
         Err(Failure::input(format!(
-            "invalid {key} {seconds} ({origin}): expected a positive number of seconds"
+            "invalid {key} {seconds} ({origin}): expected a positive number of seconds below 1e9"
         )))
     }
 }
@@ -264,7 +264,8 @@ fn gap_value(seconds: f64, name: &str, origin: &str) -> Result<Duration, Failure
         Ok(Duration::from_secs_f64(seconds))
     } else {
         Err(Failure::input(format!(
-            "invalid {name} {seconds} ({origin}): expected 0 or a positive number of seconds"
+            "invalid {name} {seconds} ({origin}): expected 0 or a positive number of seconds \
+             below 1e9"
         )))
     }
 }
