@@ -211,6 +211,7 @@ fn bench_rejects_bad_indicator_flags() {
     for (flag, value, expected) in [
         ("--busy-cpu", "0", "\"0\" is not a positive number"),
         ("--busy-secs", "-1", "\"-1\" is not a positive number of seconds"),
+        ("--busy-secs", "1e9", "\"1e9\" is not a positive number of seconds below 1e9"),
         ("--ignore-process", "bin/rustc", "give the program's file name, not its path"),
     ] {
         let output = inferwatch(&["bench", MODEL, "--drift", &format!("{flag}={value}")]);
@@ -218,6 +219,51 @@ fn bench_rejects_bad_indicator_flags() {
         assert_eq!(output.status.code(), Some(2), "{flag} {value}: {text}");
         assert!(text.contains(flag), "{flag} {value}: {text}");
         assert!(text.contains(expected), "{flag} {value}: {text}");
+    }
+}
+
+/// An evaluation period beyond an hour used to size a window of one-second slots for the whole
+/// period and abort the process on the allocation.
+#[test]
+fn bench_rejects_eval_period_over_an_hour() {
+    for value in ["3601", "1e6", "999999999"] {
+        let output =
+            inferwatch(&["bench", MODEL, "--iterations", "5", "--drift", "--eval-period", value]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "--eval-period {value}: {text}");
+        assert!(text.contains("--eval-period"), "--eval-period {value}: {text}");
+        assert!(text.contains("at most 3600"), "--eval-period {value}: {text}");
+    }
+}
+
+#[test]
+fn bench_accepts_eval_period_of_an_hour() {
+    let output =
+        inferwatch(&["bench", MODEL, "--iterations", "5", "--drift", "--eval-period", "3600"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+/// Output paths are checked before the timed loop, so a typo fails at once rather than after
+/// a long run.
+#[test]
+fn bad_output_paths_fail_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let cases = [
+        ("--plot", missing.join("run.svg"), "folder"),
+        ("--plot", dir.path().join("run.jpg"), "must end in .svg or .png"),
+        ("--save-baseline", missing.join("base.json"), "folder"),
+    ];
+    for (flag, path, expected) in cases {
+        let started = std::time::Instant::now();
+        let output =
+            inferwatch(&["bench", MODEL, "--duration", "20", flag, path.to_str().unwrap()]);
+        let elapsed = started.elapsed();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag} {}: {text}", path.display());
+        assert!(text.contains(flag), "{flag} {}: {text}", path.display());
+        assert!(text.contains(expected), "{flag} {}: {text}", path.display());
+        assert!(elapsed < std::time::Duration::from_secs(10), "{flag} took {elapsed:?}");
     }
 }
 

@@ -594,6 +594,7 @@ fn invalid_report_gap_rejected() {
     for (args, message) in [
         (["--min-report-gap", "inf"].as_slice(), "invalid --min-report-gap inf (the flags)"),
         (["--min-report-gap", "-0.5"].as_slice(), "invalid --min-report-gap -0.5 (the flags)"),
+        (["--min-report-gap", "1e9"].as_slice(), "invalid --min-report-gap 1000000000 (the flags)"),
     ] {
         let output = Command::new(BIN)
             .args(["run", "models/ppocr-cls/model.onnx", "--duration", "1"])
@@ -605,8 +606,31 @@ fn invalid_report_gap_rejected() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{stderr}");
-        assert!(stderr.contains("expected 0 or a positive number of seconds"), "{stderr}");
+        assert!(
+            stderr.contains("expected 0 or a positive number of seconds below 1e9"),
+            "{stderr}"
+        );
     }
+}
+
+/// A gap longer than the report interval lets the spool grow by a report every few intervals
+/// until it drops the oldest ones, even with the broker up.
+#[test]
+fn report_gap_over_interval_rejected() {
+    let output = Command::new(BIN)
+        .args(["run", "models/ppocr-cls/model.onnx", "--duration", "1"])
+        .args(["--endpoint", "127.0.0.1", "--thing", "cam-1"])
+        .args(["--ca", "ca.pem", "--cert", "c.pem", "--key", "k.pem"])
+        .args(["--report-interval", "1", "--min-report-gap", "3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--min-report-gap 3 is longer than the report interval of 1 s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(the flags)"), "{stderr}");
 }
 
 /// A client subscribed to every thing's alarm topic.

@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use inferwatch::detect::{
-    AlarmKind, AlarmState, DRIFT_BEHAVIOR, Detector, DriftConfig, MetricValue, Profile,
+    AlarmKind, AlarmState, DRIFT_BEHAVIOR, Detector, DriftConfig, IndicatorConfig, MetricValue,
+    Profile,
 };
 use inferwatch::{Clock, ManualClock, Monitor, WindowConfig};
 
@@ -185,4 +186,47 @@ fn event_time_maps_to_clock_time() {
     let events = detector.poll();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(detector.clock_nanos_of(&events[0]), 5_000_000_000);
+}
+
+/// Writes a process named `name` under the `/proc` fixture `root`.
+fn write_process(root: &std::path::Path, pid: u32, name: &str) {
+    let dir = root.join(pid.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    // Fields 3 to 22 of /proc/PID/stat end with starttime 5000; the process used no CPU.
+    let stat = format!(
+        "{pid} ({name}) S 1 {pid} {pid} 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 5000 1000000 100\n"
+    );
+    std::fs::write(dir.join("stat"), stat).unwrap();
+    std::fs::write(dir.join("cmdline"), format!("{name}\0")).unwrap();
+}
+
+#[test]
+fn cleared_indicator_says_it_is_gone() {
+    let root = tempfile::tempdir().unwrap();
+    write_process(root.path(), 200, "xmrig");
+    let (monitor, clock) = monitor();
+    let config =
+        IndicatorConfig { proc_root: root.path().to_owned(), ..IndicatorConfig::default() };
+    let detector =
+        Detector::builder(&monitor).indicators(config).eval_period(Duration::from_secs(5)).build();
+    for _ in 0..5 {
+        second_of(&monitor, &clock, 4, 10.0);
+    }
+    let events = detector.poll();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].state, AlarmState::InAlarm);
+    assert_eq!(events[0].detail, "process 200 (xmrig) has the name of a known miner");
+
+    std::fs::remove_dir_all(root.path().join("200")).unwrap();
+    for _ in 0..5 {
+        second_of(&monitor, &clock, 4, 10.0);
+    }
+    let events = detector.poll();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].state, AlarmState::AlarmCleared);
+    assert_eq!(
+        events[0].detail,
+        "no longer found: process 200 (xmrig) has the name of a known miner"
+    );
+    assert!(detector.active_alarms().is_empty());
 }

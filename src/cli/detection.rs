@@ -37,8 +37,9 @@ pub(crate) struct DetectionArgs {
           value_parser = parse_positive)]
     pub(crate) drift_threshold: f64,
 
-    /// Seconds between two datapoints of the profile and two scans for indicators.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    /// Seconds between two datapoints of the profile and two scans for indicators, at most
+    /// 3600.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_eval_period)]
     pub(crate) eval_period: Duration,
 
     /// CPU use, in percent of one core, at or above which another process counts as busy; a
@@ -68,6 +69,21 @@ fn parse_positive(text: &str) -> Result<f64, String> {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
         _ => Err(format!("{text:?} is not a positive number")),
     }
+}
+
+/// Maximum `--eval-period`. `bench` sizes its window to span one period in slots of at most
+/// one second, about 10 KiB per second, so a longer period would take gigabytes.
+const MAX_EVAL_PERIOD: Duration = Duration::from_secs(3600);
+
+fn parse_eval_period(text: &str) -> Result<Duration, String> {
+    let period = parse_seconds(text)?;
+    if period > MAX_EVAL_PERIOD {
+        return Err(format!(
+            "{text:?} is too long: the evaluation period is at most {} s",
+            MAX_EVAL_PERIOD.as_secs()
+        ));
+    }
+    Ok(period)
 }
 
 fn parse_process_name(text: &str) -> Result<String, String> {

@@ -224,6 +224,18 @@ fn resolve(
         // `inferwatch fleet`. Pacing the backlog slower than the interval would only delay it.
         None => config.min_report_gap.min(options.interval),
     };
+    if let Some((seconds, name)) = gap
+        && config.min_report_gap > options.interval
+    {
+        // The reporter makes one report per interval and the publisher sends at most one per
+        // gap, so the spool would grow until it drops the oldest reports, even with the
+        // broker up.
+        return Err(Failure::input(format!(
+            "{name} {seconds} is longer than the report interval of {} s ({origin}): the \
+             spool would fill and drop reports, so lower the gap or raise the interval",
+            options.interval.as_secs_f64()
+        )));
+    }
     options.gpu_metrics = file.gpu_metrics.unwrap_or(true);
     for name in file.extra_metrics.iter().flatten() {
         if !OPTIONAL_METRICS.contains(&name.as_str()) {
@@ -242,7 +254,7 @@ fn seconds_value(seconds: f64, key: &str, origin: &str) -> Result<Duration, Fail
         Ok(Duration::from_secs_f64(seconds))
     } else {
         Err(Failure::input(format!(
-            "invalid {key} {seconds} ({origin}): expected a positive number of seconds"
+            "invalid {key} {seconds} ({origin}): expected a positive number of seconds below 1e9"
         )))
     }
 }
@@ -252,7 +264,8 @@ fn gap_value(seconds: f64, name: &str, origin: &str) -> Result<Duration, Failure
         Ok(Duration::from_secs_f64(seconds))
     } else {
         Err(Failure::input(format!(
-            "invalid {name} {seconds} ({origin}): expected 0 or a positive number of seconds"
+            "invalid {name} {seconds} ({origin}): expected 0 or a positive number of seconds \
+             below 1e9"
         )))
     }
 }

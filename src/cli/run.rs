@@ -132,7 +132,7 @@ pub(super) fn parse_seconds(text: &str) -> Result<Duration, String> {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
             Ok(Duration::from_secs_f64(secs))
         }
-        _ => Err(format!("{text:?} is not a positive number of seconds")),
+        _ => Err(format!("{text:?} is not a positive number of seconds below 1e9")),
     }
 }
 

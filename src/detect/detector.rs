@@ -494,6 +494,9 @@ impl Inner {
                 let mut event =
                     indicator_event(&self.findings[key], AlarmState::AlarmCleared, wall_ms);
                 event.value = None;
+                // The finding describes the last scan that saw it, such as a CPU use above
+                // the threshold, which no longer holds.
+                event.detail = format!("no longer found: {}", event.detail);
                 self.active.remove(key);
                 events.push(event);
             }

@@ -1,12 +1,12 @@
 //! `inferwatch bench`: the latency distribution of a model, and its drift against a saved
 //! baseline.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use inferwatch::bench::{Baseline, DriftConfig, MachineInfo, Sample, Summary, Verdict};
+use inferwatch::bench::{Baseline, DriftConfig, MachineInfo, PlotFormat, Sample, Summary, Verdict};
 use inferwatch::session::{check_inputs, load_backend};
 use inferwatch::{Backend, BackendKind, Clock, SessionOptions, Tensor, TensorMap};
 use serde::Serialize;
@@ -109,6 +109,30 @@ struct JsonReport<'a> {
     alarms: Option<&'a [BenchAlarm]>,
 }
 
+/// Checks the --plot and --save-baseline paths before the run, so that a typo fails in a
+/// second rather than after the timed loop. The files are still written only at the end.
+fn check_output_paths(args: &BenchArgs) -> Result<(), Failure> {
+    if let Some(path) = &args.plot {
+        PlotFormat::from_path(path).map_err(|e| Failure::input(format!("--plot: {e}")))?;
+    }
+    let outputs = [("--plot", &args.plot), ("--save-baseline", &args.save_baseline)];
+    for (flag, path) in outputs {
+        let Some(path) = path else { continue };
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if !folder.is_dir() {
+            return Err(Failure::input(format!(
+                "{flag} {}: the folder {} does not exist: create it or choose another path",
+                path.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
     let model_sha256 = inferwatch::bench::sha256_file(&args.model).map_err(|e| {
         Failure::input(format!("failed to read model {}: {e}", args.model.display()))
@@ -126,6 +150,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
         None => None,
     };
 
+    check_output_paths(&args)?;
     let profile = args.detection.load_profile()?;
 
     let (backend, ordered) = open_backend(&args)?;
