@@ -278,6 +278,24 @@ fn no_indicators_conflicts_with_indicator_flags() {
 }
 
 #[test]
+fn eval_period_longer_than_window_rejected() {
+    let model = model_path("ppocr-cls/model.onnx");
+    let output = inferwatch(&[
+        "run",
+        path(&model),
+        "--profile",
+        "crypto-mining",
+        "--window",
+        "10",
+        "--eval-period",
+        "600",
+    ]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("--eval-period 600 s is longer than --window 10 s"), "{text}");
+}
+
+#[test]
 fn indicator_flags_require_detection() {
     let model = model_path("ppocr-cls/model.onnx");
     for flag in ["--busy-cpu=50", "--busy-secs=5", "--ignore-process=rustc", "--no-indicators"] {

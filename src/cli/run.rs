@@ -167,6 +167,15 @@ struct JsonLine<'a> {
 pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     let profile = args.detection.load_profile()?;
     let detecting = args.detection.enabled();
+    if detecting && args.detection.eval_period > args.window {
+        // A datapoint covers one evaluation period of the window, so a longer period would
+        // silently evaluate only the window's span.
+        return Err(Failure::input(format!(
+            "--eval-period {} s is longer than --window {} s: each profile datapoint covers              one period of the window, so raise --window or lower --eval-period",
+            args.detection.eval_period.as_secs_f64(),
+            args.window.as_secs_f64()
+        )));
+    }
     let mut slot = slot_for(args.window);
     if detecting {
         // Drift datapoints are one second apart and must not share a slot.
