@@ -31,7 +31,7 @@ impl Default for DriftConfig {
             slack: 1.5,
             threshold: 8.0,
             clamp: 4.0,
-            min_scale: 0.1,
+            min_scale: 0.15,
         }
     }
 }
@@ -75,11 +75,12 @@ pub enum DriftChange {
 /// median absolute deviation (MAD). For every later datapoint `x` it computes
 /// `z = (ln x − m) / max(1.4826 · MAD, min_scale)`, clamps `z` to `±clamp`, and updates
 /// `S = max(0, S + z − slack)`, capped at twice the threshold. The alarm is raised when `S`
-/// exceeds `threshold` and cleared when `S` is back at zero. A step of 1.5× in the statistic adds at least
-/// `min(ln 1.5 / scale, clamp) − slack` per datapoint before noise, 2.5 with the defaults
-/// and a scale of at most 0.1, so the alarm comes on the fourth or fifth shifted datapoint.
-/// One datapoint adds at most `clamp − slack` = 2.5, so at least four outliers close
-/// together are needed to raise it.
+/// exceeds `threshold` and cleared when `S` is back at zero. A step of 1.5× in the statistic
+/// adds `min(ln 1.5 / scale, clamp) − slack` per datapoint before noise, 1.2 with the
+/// defaults and a scale of at most 0.15, so the alarm comes on about the seventh shifted
+/// datapoint. A step of 1.9× or more reaches the clamp and adds 2.5, so the alarm comes on
+/// the fourth. One datapoint adds at most `clamp − slack` = 2.5, so at least four outliers
+/// close together are needed to raise it.
 #[derive(Clone, Debug)]
 pub struct DriftDetector {
     config: DriftConfig,
