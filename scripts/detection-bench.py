@@ -56,11 +56,21 @@ class Run:
         self.lines = 0
         self.first_line_ms = None
         self.lock = threading.Lock()
+        # With --keep-json, every JSON line of the run is also written to a file, so that the
+        # per-second latency can be replayed later, for example to calibrate the drift detector.
+        self.copy = None
+        if args.keep_json:
+            os.makedirs(args.keep_json, exist_ok=True)
+            name = os.path.join(args.keep_json, f"run-{int(self.started_ms)}.jsonl")
+            self.copy = open(name, "w", encoding="utf-8")
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
         for line in self.process.stdout:
+            if self.copy is not None:
+                self.copy.write(line)
+                self.copy.flush()
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -159,6 +169,8 @@ def main():
     parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for an alarm")
     parser.add_argument("--benign-secs", type=int, default=600)
     parser.add_argument("--scenarios", default="all-cores,nice19,benign,feedback")
+    parser.add_argument("--keep-json", metavar="DIR",
+                        help="also write each run's JSON lines to a file in DIR")
     args = parser.parse_args()
     print(f"# machine: {machine()}", flush=True)
     print(f"# load average at start: {load_average()}", flush=True)
