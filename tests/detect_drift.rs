@@ -31,36 +31,37 @@ fn quiet_on_stationary_heavy_tailed_noise() {
     }
 }
 
+/// Returns, for each of 20 seeds, after how many datapoints at `factor` times the median a
+/// detector that saw 200 benign datapoints raises the alarm.
+fn datapoints_to_alarm(factor: f64) -> Vec<(u64, usize)> {
+    (0..20)
+        .map(|seed| {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut detector = DriftDetector::new(DriftConfig::default());
+            for _ in 0..200 {
+                assert_eq!(detector.observe(noisy_latency(&mut rng, 2.3)), None);
+            }
+            let raised_at = (1..=100)
+                .find(|_| {
+                    let value = noisy_latency(&mut rng, 2.3 * factor);
+                    detector.observe(value) == Some(DriftChange::Raised)
+                })
+                .unwrap_or_else(|| panic!("seed {seed}: a {factor}x shift raises no alarm"));
+            (seed, raised_at)
+        })
+        .collect()
+}
+
 #[test]
 fn shift_of_half_alarms_in_ten() {
-    for seed in 0..20 {
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let mut detector = DriftDetector::new(DriftConfig::default());
-        for _ in 0..200 {
-            assert_eq!(detector.observe(noisy_latency(&mut rng, 2.3)), None);
-        }
-        let raised_at = (1..=100)
-            .find(|_| {
-                detector.observe(noisy_latency(&mut rng, 2.3 * 1.5)) == Some(DriftChange::Raised)
-            })
-            .expect("a 1.5x shift raises the alarm");
+    for (seed, raised_at) in datapoints_to_alarm(1.5) {
         assert!(raised_at <= 10, "seed {seed}: raised after {raised_at} shifted datapoints");
     }
 }
 
 #[test]
 fn doubling_alarms_on_the_fourth() {
-    for seed in 0..20 {
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let mut detector = DriftDetector::new(DriftConfig::default());
-        for _ in 0..200 {
-            assert_eq!(detector.observe(noisy_latency(&mut rng, 2.3)), None);
-        }
-        let raised_at = (1..=100)
-            .find(|_| {
-                detector.observe(noisy_latency(&mut rng, 2.3 * 2.0)) == Some(DriftChange::Raised)
-            })
-            .expect("a 2x shift raises the alarm");
+    for (seed, raised_at) in datapoints_to_alarm(2.0) {
         assert!(raised_at <= 4, "seed {seed}: raised after {raised_at} shifted datapoints");
     }
 }

@@ -32,7 +32,7 @@ pub(crate) struct DetectionArgs {
     pub(crate) drift_warmup: Duration,
 
     /// CUSUM sum, in robust standard deviations of log latency, that raises the drift
-    /// alarm; higher values alarm later and less often.
+    /// alarm. Higher values alarm later and less often.
     #[arg(long, value_name = "SUM", default_value_t = DriftConfig::default().threshold,
           value_parser = parse_positive)]
     pub(crate) drift_threshold: f64,
@@ -42,7 +42,7 @@ pub(crate) struct DetectionArgs {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_eval_period)]
     pub(crate) eval_period: Duration,
 
-    /// CPU use, in percent of one core, at or above which another process counts as busy; a
+    /// CPU use, in percent of one core, at or above which another process counts as busy. A
     /// multi-threaded process can exceed 100 [default: 80].
     #[arg(long, value_name = "PCT", value_parser = parse_positive, requires = "detection")]
     pub(crate) busy_cpu: Option<f64>,
@@ -52,13 +52,13 @@ pub(crate) struct DetectionArgs {
     pub(crate) busy_secs: Option<Duration>,
 
     /// Never report a process with this name (comm, or the file name of argv[0]) as busy,
-    /// such as cc1plus or rustc; repeat for more names. Its pool connections, miner name
+    /// such as cc1plus or rustc. Repeat for more names. Its pool connections, miner name
     /// and miner command line (stratum+tcp://, --donate-level) are still reported, because
     /// a miner can take any name.
     #[arg(long, value_name = "NAME", value_parser = parse_process_name, requires = "detection")]
     pub(crate) ignore_process: Vec<String>,
 
-    /// Do not scan /proc for mining indicators; the profile and drift detector still run.
+    /// Do not scan /proc for mining indicators. The profile and drift detector still run.
     #[arg(long, conflicts_with_all = ["busy_cpu", "busy_secs", "ignore_process"],
           requires = "detection")]
     pub(crate) no_indicators: bool,

@@ -2,9 +2,9 @@
 //!
 //! The process has [`OWNERS`] owner indices. A thread claims the lowest free index the
 //! first time it records and gives it back when it exits, so a program that starts fresh
-//! threads keeps reusing the low indices. While a thread holds index `i`, no other live
-//! thread holds it, so stripe `i` of every window (when the window has that many) has a
-//! single writer, which can update its counters with plain loads and stores instead of locked
+//! threads keeps reusing the low indices. Only one live thread has index `i` at a time.
+//! So stripe `i` of every window (when the window has that many) has a single writer, and
+//! that thread updates its counters with plain loads and stores instead of locked
 //! read-modify-writes. A thread that finds every index taken, or that records during its own
 //! exit, gets [`SHARED`] and writes to the window's shared stripe with atomic adds.
 
@@ -96,13 +96,13 @@ mod tests {
     fn live_threads_hold_distinct_indices() {
         let barrier = std::sync::Barrier::new(2);
         let [a, b] = std::thread::scope(|scope| {
-            let hold = || {
-                let held = index();
+            let claim_and_wait = || {
+                let claimed = index();
                 barrier.wait();
-                held
+                claimed
             };
-            let a = scope.spawn(hold);
-            let b = scope.spawn(hold);
+            let a = scope.spawn(claim_and_wait);
+            let b = scope.spawn(claim_and_wait);
             [a.join().expect("thread ran"), b.join().expect("thread ran")]
         });
         assert!(a < OWNERS, "first thread got index {a}");
