@@ -796,6 +796,31 @@ struct ReportPeer {
     subscribed: Arc<Mutex<bool>>,
 }
 
+/// Returns the response topic suffix and document for a report: a throttling rejection, as
+/// the peer sends for its first arrivals, or an acceptance.
+fn peer_response(thing: &str, report_id: u64, throttled: bool) -> (&'static str, Value) {
+    if throttled {
+        let details = serde_json::json!({
+            "ErrorCode": "Throttled",
+            "ErrorMessage": "reports of this thing arrive too often",
+        });
+        let response = serde_json::json!({
+            "thingName": thing,
+            "reportId": report_id,
+            "status": "REJECTED",
+            "statusDetails": details,
+        });
+        ("rejected", response)
+    } else {
+        let response = serde_json::json!({
+            "thingName": thing,
+            "reportId": report_id,
+            "status": "ACCEPTED",
+        });
+        ("accepted", response)
+    }
+}
+
 impl ReportPeer {
     fn start(pki: &Pki, broker: &Broker, thing: &str, throttle_first: usize) -> ReportPeer {
         let files = pki.client("report-peer");
@@ -810,6 +835,7 @@ impl ReportPeer {
         let subscribed = Arc::new(Mutex::new(false));
         let peer = ReportPeer { arrivals: arrivals.clone(), subscribed: subscribed.clone() };
         let thing = thing.to_owned();
+
         std::thread::spawn(move || {
             for event in connection.iter() {
                 match event {
@@ -830,21 +856,8 @@ impl ReportPeer {
                             arrivals.push(Arrival { at, report_id });
                             arrivals.len()
                         };
-                        let (suffix, response) = if count <= throttle_first {
-                            let details = serde_json::json!({
-                                "ErrorCode": "Throttled",
-                                "ErrorMessage": "reports of this thing arrive too often",
-                            });
-                            (
-                                "rejected",
-                                serde_json::json!({"thingName": thing, "reportId": report_id, "status": "REJECTED", "statusDetails": details}),
-                            )
-                        } else {
-                            (
-                                "accepted",
-                                serde_json::json!({"thingName": thing, "reportId": report_id, "status": "ACCEPTED"}),
-                            )
-                        };
+                        let (suffix, response) =
+                            peer_response(&thing, report_id, count <= throttle_first);
                         let payload = serde_json::to_vec(&response).unwrap();
                         let reply = format!("{topic}/{suffix}");
                         client.publish(reply, rumqttc::QoS::AtLeastOnce, false, payload).unwrap();
@@ -857,6 +870,7 @@ impl ReportPeer {
                 }
             }
         });
+
         assert!(
             wait_until(Duration::from_secs(20), || peer.is_subscribed()),
             "the report peer did not subscribe within 20 s"
