@@ -73,11 +73,12 @@ impl WindowConfig {
 /// `state` governs every other field. It is 0 for a slot never used. It is `(epoch + 1) << 1`
 /// for a slot that contains the counts of `epoch`, the slot's time span counted in slot
 /// lengths since the clock's origin. It is the same with bit 0 set while one writer resets the
-/// slot for a new epoch. Only the writer whose compare-and-swap set bit 0 stores to the counters with
-/// plain relaxed stores, then publishes the new epoch with a release store. Other writers
-/// only add once they have seen the exact epoch they want (acquire load), so their adds
-/// follow the reset. Readers load `state` before and after reading the counters and drop the
-/// slot if it changed, which discards a slot reset while it was read.
+/// slot for a new epoch. A slot never used goes straight from 0 to its first epoch, as its
+/// counters are already zero. Only the writer whose compare-and-swap set bit 0 stores to the
+/// counters with plain relaxed stores, then publishes the new epoch with a release store.
+/// Other writers only add once they have seen the exact epoch they want (acquire load), so
+/// their adds follow the reset. Readers load `state` before and after reading the counters
+/// and drop the slot if it changed, which discards a slot reset while it was read.
 struct Slot {
     state: AtomicU64,
     sum: AtomicU64,
@@ -118,6 +119,17 @@ impl Slot {
             }
             if current & RESETTING != 0 || current > target {
                 return false;
+            }
+            if current == 0 {
+                // A slot never used holds the counters of `Slot::new`, so it needs no reset, and
+                // no writer that comes at the same time has to drop its record.
+                match self.state.compare_exchange(0, target, Ordering::Acquire, Ordering::Acquire) {
+                    Ok(_) => return true,
+                    Err(actual) => {
+                        current = actual;
+                        continue;
+                    }
+                }
             }
             match self.state.compare_exchange(
                 current,

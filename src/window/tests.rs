@@ -32,11 +32,36 @@ fn exact_totals_from_many_threads() {
         let expected_sum: u64 = (0..threads as u64)
             .map(|t| (0..per_thread).map(|i| 1_000 + (i % 7) + t).sum::<u64>())
             .sum();
+        assert_eq!(stats.dropped, 0, "{threads} threads");
         assert_eq!(stats.count, threads as u64 * per_thread, "{threads} threads");
         assert_eq!(stats.sum_nanos, expected_sum, "{threads} threads");
-        assert_eq!(stats.dropped, 0);
         assert_eq!(stats.min_nanos(), Some(1_000));
         assert_eq!(stats.max_nanos(), Some(1_006 + threads as u64 - 1));
+    }
+}
+
+#[test]
+fn first_records_of_a_new_window_are_all_kept() {
+    // Threads that all start on a window never used before must not wait for one of them to
+    // reset the slot: a slot never used holds zero counts already, and none is dropped.
+    let threads = 4;
+    for round in 0..300 {
+        let window = Arc::new(window(60, 1));
+        let barrier = Arc::new(std::sync::Barrier::new(threads));
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let (window, barrier) = (window.clone(), barrier.clone());
+                scope.spawn(move || {
+                    barrier.wait();
+                    for _ in 0..100 {
+                        window.record(SECOND, 1_000, &LoadSample::EMPTY);
+                    }
+                });
+            }
+        });
+        let stats = window.stats(SECOND, Duration::from_secs(300));
+        assert_eq!(stats.dropped, 0, "round {round}");
+        assert_eq!(stats.count, threads as u64 * 100, "round {round}");
     }
 }
 
@@ -64,6 +89,7 @@ fn exact_totals_when_threads_come_and_go() {
     let stats = window.stats(SECOND, Duration::from_secs(300));
     let expected_sum: u64 =
         (0..waves).flat_map(|wave| (0..3).map(move |t| per_thread * (100 + wave + t))).sum();
+    assert_eq!(stats.dropped, 0);
     assert_eq!(stats.count, waves * 3 * per_thread);
     assert_eq!(stats.sum_nanos, expected_sum);
     assert_eq!(stats.failed, waves * 3);
