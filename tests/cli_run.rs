@@ -237,6 +237,8 @@ fn bad_flag_values() {
         ("--load-file", "gpu", "expected NAME=VALUE"),
         ("--load-file", "vram=/tmp/x", "unknown load metric \"vram\""),
         ("--input", "x", "expected NAME=VALUE"),
+        ("--drift-baseline", "90000", "\"90000\" is not a number of seconds from 0 to 86400"),
+        ("--drift-baseline", "-1", "\"-1\" is not a number of seconds from 0 to 86400"),
     ] {
         let output = inferwatch(&["run", path(&model), &format!("{flag}={value}")]);
         let text = stderr(&output);
@@ -293,6 +295,34 @@ fn eval_period_longer_than_window_rejected() {
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(text.contains("--eval-period 600 s is longer than --window 10 s"), "{text}");
+}
+
+#[test]
+fn drift_baseline_zero_keeps_the_warm_up_baseline() {
+    let model = model_path("ppocr-cls/model.onnx");
+    let output = inferwatch(&[
+        "run",
+        path(&model),
+        "--drift",
+        "--no-indicators",
+        "--drift-warmup",
+        "2",
+        "--drift-baseline",
+        "0",
+        "--json",
+        "--duration",
+        "5",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let states: Vec<_> = json_lines(&output)
+        .into_iter()
+        .map(|line| line["drift"].clone())
+        .filter(|drift| drift["warming_up"] == false)
+        .collect();
+    assert!(!states.is_empty(), "the 2 s warm-up never ended");
+    for state in states {
+        assert_eq!(state["baseline_datapoints"], 2, "{state}");
+    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! The drift detector: quiet on stationary heavy-tailed noise, fast on a 1.5× shift.
+//! The drift detector: quiet on stationary heavy-tailed noise, fast on a 1.5× shift, and
+//! with a baseline that follows slow change but not a step.
 
 use inferwatch::detect::{DriftChange, DriftConfig, DriftDetector};
 
@@ -95,12 +96,18 @@ fn state_reports_baseline_and_statistic() {
     // Log deviations from ln 2 are 0, 0, 0, ln 2, ln 2: the MAD is 0.
     assert_eq!(state.baseline_log_scale, Some(0.0));
     assert_eq!(state.threshold, 8.0);
+    assert_eq!(state.baseline_datapoints, 5);
     // ln(2.2 / 2) / 0.15 (the scale floor) = 0.635, less the slack of 1.5: the sum stays 0.
     detector.observe(2.2);
     assert_eq!(detector.state().statistic, 0.0);
-    // One clamped outlier adds 4 - 1.5 = 2.5.
+    // A calm datapoint joins the baseline: the median of ln 1, ln 2 (×3), ln 2.2 and ln 4 is
+    // still ln 2.
+    assert_eq!(detector.state().baseline_datapoints, 6);
+    assert!((detector.state().baseline_median_ms.unwrap() - 2.0).abs() < 1e-12);
+    // One clamped outlier adds 4 - 1.5 = 2.5, and stays out of the baseline.
     detector.observe(200.0);
     assert!((detector.state().statistic - 2.5).abs() < 1e-12);
+    assert_eq!(detector.state().baseline_datapoints, 6);
 }
 
 #[test]
@@ -128,4 +135,74 @@ fn long_alarm_clears_within_seconds() {
     assert_eq!(detector.state().statistic, 16.0);
     let cleared_at = (1..=100).find(|_| detector.observe(2.0) == Some(DriftChange::Cleared));
     assert_eq!(cleared_at, Some(11));
+}
+
+/// Feeds a detector 100 datapoints around 2 ms, then 1500 whose median rises steadily to
+/// 2.8 ms (1.4×) and 300 more at 2.8 ms, and returns it with the changes it reported.
+fn slow_rise(seed: u64, config: DriftConfig) -> (DriftDetector, Vec<(usize, DriftChange)>) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut detector = DriftDetector::new(config);
+    let mut changes = Vec::new();
+    for i in 0..1900 {
+        let progress = (i as f64 - 100.0).clamp(0.0, 1500.0) / 1500.0;
+        let median = 2.0 * 1.4f64.powf(progress);
+        if let Some(change) = detector.observe(noisy_latency(&mut rng, median)) {
+            changes.push((i, change));
+        }
+    }
+    (detector, changes)
+}
+
+#[test]
+fn baseline_follows_a_slow_rise() {
+    for seed in 0..20 {
+        let (detector, changes) = slow_rise(seed, DriftConfig::default());
+        assert_eq!(changes, [], "seed {seed}");
+        let baseline = detector.state().baseline_median_ms.unwrap();
+        assert!((baseline / 2.8 - 1.0).abs() < 0.03, "seed {seed}: baseline {baseline} ms");
+        assert_eq!(detector.state().baseline_datapoints, 300);
+    }
+}
+
+#[test]
+fn fixed_baseline_alarms_on_a_slow_rise() {
+    // The same rise against the warm-up median alone is a 1.4x shift.
+    let config = DriftConfig { baseline_datapoints: 0, ..DriftConfig::default() };
+    for seed in 0..20 {
+        let (detector, changes) = slow_rise(seed, config);
+        let first = changes.first().copied();
+        assert!(
+            matches!(first, Some((i, DriftChange::Raised)) if i > 100),
+            "seed {seed}: {changes:?}"
+        );
+        let baseline = detector.state().baseline_median_ms.unwrap();
+        assert!((baseline / 2.0 - 1.0).abs() < 0.03, "seed {seed}: baseline {baseline} ms");
+        assert_eq!(detector.state().baseline_datapoints, 30);
+    }
+}
+
+#[test]
+fn a_lasting_step_stays_out_of_the_baseline() {
+    for seed in 0..20 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut detector = DriftDetector::new(DriftConfig::default());
+        for _ in 0..200 {
+            assert_eq!(detector.observe(noisy_latency(&mut rng, 2.0)), None);
+        }
+        let calm = detector.state().baseline_datapoints;
+        // Half an hour of doubled latency, as under a miner that takes half the CPU.
+        let mut changes = Vec::new();
+        for i in 0..1800 {
+            if let Some(change) = detector.observe(noisy_latency(&mut rng, 4.0)) {
+                changes.push((i, change));
+            }
+        }
+        assert_eq!(changes.len(), 1, "seed {seed}: {changes:?}");
+        assert!(changes[0].0 < 4 && changes[0].1 == DriftChange::Raised, "seed {seed}");
+        let state = detector.state();
+        assert!(state.in_alarm, "seed {seed}");
+        assert_eq!(state.baseline_datapoints, calm, "seed {seed}: a shifted datapoint was kept");
+        let baseline = state.baseline_median_ms.unwrap();
+        assert!((baseline / 2.0 - 1.0).abs() < 0.03, "seed {seed}: baseline {baseline} ms");
+    }
 }

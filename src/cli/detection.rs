@@ -31,6 +31,12 @@ pub(crate) struct DetectionArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
     pub(crate) drift_warmup: Duration,
 
+    /// Seconds of recent calm latency whose median is the drift baseline after warm-up, so
+    /// that it follows slow changes of the device; at most 86400. 0 keeps the baseline
+    /// learned during --drift-warmup.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_baseline_span)]
+    pub(crate) drift_baseline: Duration,
+
     /// CUSUM sum, in robust standard deviations of log latency, that raises the drift
     /// alarm. Higher values alarm later and less often.
     #[arg(long, value_name = "SUM", default_value_t = DriftConfig::default().threshold,
@@ -62,6 +68,21 @@ pub(crate) struct DetectionArgs {
     #[arg(long, conflicts_with_all = ["busy_cpu", "busy_secs", "ignore_process"],
           requires = "detection")]
     pub(crate) no_indicators: bool,
+}
+
+/// Longest `--drift-baseline`: one day of datapoints is 675 KiB of history.
+const MAX_BASELINE_SPAN: Duration = Duration::from_secs(86_400);
+
+fn parse_baseline_span(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..=MAX_BASELINE_SPAN.as_secs_f64()).contains(&secs) => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0 to {}",
+            MAX_BASELINE_SPAN.as_secs()
+        )),
+    }
 }
 
 fn parse_positive(text: &str) -> Result<f64, String> {
@@ -150,11 +171,12 @@ impl DetectionArgs {
             builder = builder.profile(profile);
         }
         if self.drift {
-            let datapoints = (self.drift_warmup.as_secs_f64() / DEFAULT_DRIFT_PERIOD.as_secs_f64())
-                .ceil()
-                .max(1.0) as usize;
+            let datapoints = |span: Duration| {
+                (span.as_secs_f64() / DEFAULT_DRIFT_PERIOD.as_secs_f64()).ceil() as usize
+            };
             builder = builder.drift(DriftConfig {
-                warmup_datapoints: datapoints,
+                warmup_datapoints: datapoints(self.drift_warmup).max(1),
+                baseline_datapoints: datapoints(self.drift_baseline),
                 threshold: self.drift_threshold,
                 ..DriftConfig::default()
             });

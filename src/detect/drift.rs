@@ -1,5 +1,7 @@
 //! Latency drift: a robust baseline of log latency and a one-sided CUSUM above it.
 
+use std::collections::VecDeque;
+
 use serde::Serialize;
 
 /// Settings of the [`DriftDetector`].
@@ -22,6 +24,11 @@ pub struct DriftConfig {
     /// Smallest robust standard deviation of log latency used to standardize, so that a
     /// very steady warm-up does not make every small wobble look large.
     pub min_scale: f64,
+    /// Number of recent calm datapoints whose median is the baseline after warm-up, so that
+    /// the baseline follows slow changes of the device, such as a warmer chip or a busier
+    /// host. A datapoint is calm when it leaves the sum at zero, so a rise that the sum is
+    /// weighing never enters the baseline. 0 keeps the warm-up median for good.
+    pub baseline_datapoints: usize,
 }
 
 impl Default for DriftConfig {
@@ -32,6 +39,7 @@ impl Default for DriftConfig {
             threshold: 8.0,
             clamp: 4.0,
             min_scale: 0.15,
+            baseline_datapoints: 300,
         }
     }
 }
@@ -43,8 +51,11 @@ pub struct DriftState {
     pub warming_up: bool,
     /// Datapoints seen, warm-up included.
     pub datapoints: u64,
-    /// Median of the warm-up latency statistic, in milliseconds.
+    /// Median of the latency statistic over the warm-up and then over the recent calm
+    /// datapoints, in milliseconds.
     pub baseline_median_ms: Option<f64>,
+    /// Datapoints the baseline median is taken over.
+    pub baseline_datapoints: usize,
     /// Robust standard deviation (1.4826 × MAD) of the warm-up log latency, before the
     /// `min_scale` floor.
     pub baseline_log_scale: Option<f64>,
@@ -81,10 +92,21 @@ pub enum DriftChange {
 /// datapoint. A step of 1.9× or more reaches the clamp and adds 2.5, so the alarm comes on
 /// the fourth. One datapoint adds at most `clamp − slack` = 2.5, so at least four outliers
 /// close together are needed to raise it.
+///
+/// After warm-up, `m` becomes the median of the last
+/// [`baseline_datapoints`](DriftConfig::baseline_datapoints) calm datapoints: those after
+/// which `S` is zero. The warm-up datapoints count as calm, so `m` starts at the warm-up
+/// median and moves only once calm datapoints at a new level outnumber the older ones. A
+/// rise of more than `slack` robust standard deviations, 1.25× with the defaults, makes `S`
+/// positive at once and so never enters the baseline, while a change well under it, over
+/// minutes, moves the baseline along. The scale stays the warm-up's.
 #[derive(Clone, Debug)]
 pub struct DriftDetector {
     config: DriftConfig,
-    warmup: Vec<f64>,
+    /// Log values: the warm-up's, then the calm datapoints the baseline median is taken over.
+    history: VecDeque<f64>,
+    /// Room to sort `history` in without allocating on each datapoint.
+    scratch: Vec<f64>,
     baseline: Option<(f64, f64)>,
     datapoints: u64,
     statistic: f64,
@@ -98,7 +120,10 @@ impl DriftDetector {
     pub fn new(config: DriftConfig) -> Self {
         DriftDetector {
             config,
-            warmup: Vec::with_capacity(config.warmup_datapoints),
+            history: VecDeque::with_capacity(
+                config.warmup_datapoints.max(config.baseline_datapoints).max(1) + 1,
+            ),
+            scratch: Vec::new(),
             baseline: None,
             datapoints: 0,
             statistic: 0.0,
@@ -123,10 +148,10 @@ impl DriftDetector {
         self.last_value = Some(value_ms);
         let log_value = value_ms.ln();
         let Some((median, scale)) = self.baseline else {
-            self.warmup.push(log_value);
-            if self.warmup.len() >= self.config.warmup_datapoints.max(1) {
-                self.baseline = Some(robust_location_scale(&mut self.warmup));
-                self.warmup = Vec::new();
+            self.history.push_back(log_value);
+            if self.history.len() >= self.config.warmup_datapoints.max(1) {
+                self.scratch.extend(&self.history);
+                self.baseline = Some(robust_location_scale(&mut self.scratch));
             }
             return None;
         };
@@ -137,6 +162,9 @@ impl DriftDetector {
         // datapoints of the latency coming back.
         self.statistic =
             (self.statistic + clamped - self.config.slack).clamp(0.0, 2.0 * self.config.threshold);
+        if self.statistic == 0.0 && self.config.baseline_datapoints > 0 {
+            self.follow(log_value, scale);
+        }
         if !self.in_alarm && self.statistic > self.config.threshold {
             self.in_alarm = true;
             return Some(DriftChange::Raised);
@@ -148,12 +176,24 @@ impl DriftDetector {
         None
     }
 
+    /// Adds a calm datapoint to the baseline and takes the median again.
+    fn follow(&mut self, log_value: f64, scale: f64) {
+        self.history.push_back(log_value);
+        while self.history.len() > self.config.baseline_datapoints {
+            self.history.pop_front();
+        }
+        self.scratch.clear();
+        self.scratch.extend(&self.history);
+        self.baseline = Some((median(&mut self.scratch), scale));
+    }
+
     /// Returns the current state.
     pub fn state(&self) -> DriftState {
         DriftState {
             warming_up: self.baseline.is_none(),
             datapoints: self.datapoints,
             baseline_median_ms: self.baseline.map(|(median, _)| median.exp()),
+            baseline_datapoints: if self.baseline.is_some() { self.history.len() } else { 0 },
             baseline_log_scale: self.baseline.map(|(_, scale)| scale),
             last_value_ms: self.last_value,
             last_score: self.last_score,
@@ -172,8 +212,15 @@ fn robust_location_scale(values: &mut [f64]) -> (f64, f64) {
     (median, 1.4826 * self::median(&mut deviations))
 }
 
+/// Returns the median of `values`, which must not be empty, reordering them.
 fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 }
+    let len = values.len();
+    let middle = len / 2;
+    let (lower, upper, _) = values.select_nth_unstable_by(middle, f64::total_cmp);
+    if len % 2 == 1 {
+        return *upper;
+    }
+    // An even count: the mean of the two middle values, the other one being the largest below.
+    let below = lower.iter().copied().max_by(f64::total_cmp).unwrap_or(*upper);
+    (below + *upper) / 2.0
 }
