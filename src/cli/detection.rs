@@ -70,7 +70,7 @@ pub(crate) struct DetectionArgs {
     pub(crate) no_indicators: bool,
 }
 
-/// Longest `--drift-baseline`: one day of datapoints is 675 KiB of history.
+/// Longest `--drift-baseline`: one day of datapoints takes 1.3 MiB (history and sort space).
 const MAX_BASELINE_SPAN: Duration = Duration::from_secs(86_400);
 
 fn parse_baseline_span(text: &str) -> Result<Duration, String> {

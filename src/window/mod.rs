@@ -121,7 +121,7 @@ impl Slot {
                 return false;
             }
             if current == 0 {
-                // A slot never used holds the counters of `Slot::new`, so it needs no reset, and
+                // A slot never used contains the counters of `Slot::new`, so it needs no reset, and
                 // no writer that comes at the same time has to drop its record.
                 match self.state.compare_exchange(0, target, Ordering::Acquire, Ordering::Acquire) {
                     Ok(_) => return true,

@@ -41,9 +41,9 @@ fn exact_totals_from_many_threads() {
 }
 
 #[test]
-fn first_records_of_a_new_window_are_all_kept() {
+fn new_window_keeps_first_records() {
     // Threads that all start on a window never used before must not wait for one of them to
-    // reset the slot: a slot never used holds zero counts already, and none is dropped.
+    // reset the slot: a slot never used contains zero counts already, and none is dropped.
     let threads = 4;
     for round in 0..300 {
         let window = Arc::new(window(60, 1));

@@ -122,7 +122,8 @@ class Monitor:
             ``aws iot create-security-profile --behaviors``.
         drift: run the latency drift detector, which learns a baseline of the p90
             latency over its first 30 s and raises ``latency-drift`` when the latency
-            stays above it.
+            stays above it. Afterwards the baseline is the median of the last 300 s of
+            calm latency, so it follows slow changes of the device.
         feedback_dir: read a simulated GPU from this folder, as
             ``inferwatch run --feedback-dir`` does: the number in ``gpu_load_fb`` is
             the GPU load in percent, and the number in ``gpu_inference_fb`` (in
