@@ -106,6 +106,29 @@ fn inferences_get_gpu_load_of_their_span() {
     monitor.shutdown();
 }
 
+#[test]
+fn samples_before_clock_start_keep_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = build_standin(dir.path());
+    let gpus = NvmlGpus::open(&options(library, vec![])).unwrap();
+    let (clock, manual) = Clock::manual();
+    // At T = 100 ms, the samples at -400 and -200 ms predate the clock: only the later one,
+    // 60 %, stays, at time 0, as the load in effect when the clock started.
+    manual.advance(Duration::from_millis(100));
+    let monitor = Monitor::builder().clock(clock).without_proc_cpu().nvml(gpus).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while monitor.gpu_readings().first().and_then(|r| r.utilization).is_none() {
+        assert!(Instant::now() < deadline, "the NVML sampler took no sample in 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let loads = monitor.recorder().loads();
+    let gpu_over = |start: u64, end: u64| loads.observed(start, end).get(LoadKind::Gpu);
+    assert_eq!(gpu_over(0, 50 * MS), Some(60.0));
+    assert_eq!(gpu_over(0, 150 * MS), Some(70.0));
+    assert_eq!(gpu_over(120 * MS, 150 * MS), Some(80.0));
+    monitor.shutdown();
+}
+
 fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !condition() {

@@ -275,11 +275,14 @@ fn nvml_readings_export_as_hw_gpu_utilization() {
         assert!(std::time::Instant::now() < deadline, "the NVML sampler took no sample");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // The inference starts after the first poll pushed its samples, so the newest one (80 %)
+    // is the load in effect during it.
+    let start = monitor.recorder().now_nanos();
     let receiver = HttpReceiver::start();
     let endpoint = format!("http://{}", receiver.addr);
     let exporter =
         OtelExporter::start(&monitor, &config(endpoint, Protocol::HttpProtobuf)).unwrap();
-    monitor.recorder().record(Duration::from_millis(3));
+    monitor.recorder().record_span(start, monitor.recorder().now_nanos());
     exporter.force_flush().unwrap();
     let received = wait_for(&receiver.inbox, Duration::from_secs(10), |r| duration_count(r) > 0)
         .expect("no export reached the HTTP receiver");

@@ -456,18 +456,25 @@ impl GpuPoller {
             .filter(|s| self.last_sample_micros.is_none_or(|last| s.timestamp > last))
             .collect();
         ordered.sort_by_key(|s| s.timestamp);
+        let nanos = |sample: &&nvml_wrapper::struct_wrappers::device::Sample| {
+            i128::from(sample.timestamp) * 1_000 + offset_nanos
+        };
         let mut newest = None;
-        for sample in ordered {
+        for (i, sample) in ordered.iter().enumerate() {
             let value = match sample.value {
                 SampleValue::U32(v) => f64::from(v),
                 SampleValue::U64(v) => v as f64,
                 SampleValue::I64(v) => v as f64,
                 SampleValue::F64(v) => v,
             };
-            let nanos = i128::from(sample.timestamp) * 1_000 + offset_nanos;
-            self.push((nanos.max(0) / 1_000) as u64, value);
             self.last_sample_micros = Some(sample.timestamp);
             newest = Some(value);
+            // Samples from before the clock's origin all land at time 0. Only the last of
+            // them is kept, as the value in effect when the clock started.
+            if ordered.get(i + 1).is_some_and(|next| nanos(next) <= 0) {
+                continue;
+            }
+            self.push((nanos(sample).max(0) / 1_000) as u64, value);
         }
         newest
     }
