@@ -254,6 +254,7 @@ fn bad_indicator_flag_values() {
         ("--busy-cpu", "0", "\"0\" is not a positive number"),
         ("--busy-cpu", "-5", "\"-5\" is not a positive number"),
         ("--busy-cpu", "lots", "\"lots\" is not a positive number"),
+        ("--busy-cpu", "1000000", "\"1000000\" is above"),
         ("--busy-secs", "0", "\"0\" is not a positive number of seconds"),
         ("--busy-secs", "inf", "\"inf\" is not a positive number of seconds"),
         ("--ignore-process", "", "the process name is empty"),

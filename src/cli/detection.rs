@@ -49,8 +49,8 @@ pub(crate) struct DetectionArgs {
     pub(crate) eval_period: Duration,
 
     /// CPU use, in percent of one core, at or above which another process counts as busy. A
-    /// multi-threaded process can exceed 100 [default: 80].
-    #[arg(long, value_name = "PCT", value_parser = parse_positive, requires = "detection")]
+    /// multi-threaded process can exceed 100, up to 100 × the online cores [default: 80].
+    #[arg(long, value_name = "PCT", value_parser = parse_busy_cpu, requires = "detection")]
     pub(crate) busy_cpu: Option<f64>,
 
     /// Seconds a process must stay above --busy-cpu to be reported as busy [default: 20].
@@ -83,6 +83,19 @@ fn parse_baseline_span(text: &str) -> Result<Duration, String> {
             MAX_BASELINE_SPAN.as_secs()
         )),
     }
+}
+
+fn parse_busy_cpu(text: &str) -> Result<f64, String> {
+    let percent = parse_positive(text)?;
+    let most = IndicatorConfig::max_cpu_percent();
+    if percent > most {
+        return Err(format!(
+            "{text:?} is above {most}, the CPU use of all {} online cores, so no process could \
+             reach it",
+            most / 100.0
+        ));
+    }
+    Ok(percent)
 }
 
 fn parse_positive(text: &str) -> Result<f64, String> {

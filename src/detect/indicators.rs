@@ -87,6 +87,21 @@ impl Default for IndicatorConfig {
     }
 }
 
+impl IndicatorConfig {
+    /// Returns the CPU use of all online cores, in percent of one core: the most any process
+    /// can reach, so a [`cpu_percent`](Self::cpu_percent) above it never reports one.
+    pub fn max_cpu_percent() -> f64 {
+        // SAFETY: sysconf only reads a system constant.
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let cores = if online > 0 {
+            online as usize
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        100.0 * cores as f64
+    }
+}
+
 /// One indicator found by a scan.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finding {

@@ -79,6 +79,15 @@ impl IndicatorOptions<'_> {
                     "expected a positive CPU use in percent of one core",
                 ));
             }
+            let most = IndicatorConfig::max_cpu_percent();
+            if percent > most {
+                let why = format!(
+                    "expected at most {most}, the CPU use of all {} online cores, which no \
+                     process can exceed",
+                    most / 100.0
+                );
+                return Err(invalid_argument(py, origin, "busy_cpu", percent, &why));
+            }
             config.cpu_percent = percent;
         }
         if let Some(secs) = self.busy_secs {

@@ -48,6 +48,16 @@ def busy_child(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         child.wait()
 
 
+# The CPU use of all online cores in percent of one core, the largest busy_cpu accepted.
+ALL_CORES = 100 * (os.cpu_count() or 1)
+
+
+def test_busy_cpu_of_all_cores_accepted() -> None:
+    monitor = indicator_monitor(busy_cpu=float(ALL_CORES))
+    assert monitor.alarms() == []
+    monitor.shutdown()
+
+
 def indicator_monitor(**options: Any) -> inferwatch.Monitor:
     """Return a monitor that scans /proc every 0.2 s.
 
@@ -85,6 +95,12 @@ def busy_events(events: queue.Queue[dict[str, Any]], pid: int) -> list[dict[str,
         ({"busy_cpu": -5.0}, 'invalid busy_cpu "-5" in Monitor()'),
         ({"busy_cpu": float("nan")}, 'invalid busy_cpu "NaN" in Monitor()'),
         ({"busy_cpu": float("inf")}, 'invalid busy_cpu "inf" in Monitor()'),
+        (
+            # One percent more than all online cores can give.
+            {"busy_cpu": ALL_CORES + 1},
+            f'invalid busy_cpu "{ALL_CORES + 1}" in Monitor(): expected at most {ALL_CORES}, '
+            f"the CPU use of all {ALL_CORES // 100} online cores",
+        ),
         (
             {"busy_secs": 0},
             'invalid busy_secs "0" in Monitor(): expected a positive number of seconds',

@@ -137,7 +137,8 @@ class Monitor:
             core busy) once per ``eval_period``. Needs ``profile`` or ``drift``, whose
             detector thread runs the scan.
         busy_cpu: CPU use, in percent of one core, at or above which another process
-            counts as busy; 80 by default. A multi-threaded process can exceed 100.
+            counts as busy; 80 by default. A multi-threaded process can exceed 100, up
+            to 100 times the number of online cores, the largest value accepted.
             Needs ``indicators=True``, like ``busy_secs`` and ``ignore_processes``.
         busy_secs: the span, in seconds, over which a process's average CPU use must
             reach ``busy_cpu`` to raise the ``busy-process`` alarm; 20 by default.
