@@ -97,15 +97,16 @@ pub enum DriftChange {
 /// [`baseline_datapoints`](DriftConfig::baseline_datapoints) calm datapoints: those after
 /// which `S` is zero. The warm-up datapoints count as calm, so `m` starts at the warm-up
 /// median and moves only once calm datapoints at a new level outnumber the older ones. A
-/// rise of more than `slack` robust standard deviations, 1.25× with the defaults, makes `S`
-/// positive at once and so never enters the baseline, while a change well under it, over
-/// minutes, moves the baseline along. The scale stays the warm-up's.
+/// rise of more than `slack` robust standard deviations (1.25× with the defaults and the
+/// scale at its floor) makes `S` positive at once, so it never enters the baseline. A change
+/// well under that, spread over minutes, moves the baseline along. The scale stays the
+/// warm-up's.
 #[derive(Clone, Debug)]
 pub struct DriftDetector {
     config: DriftConfig,
     /// Log values: the warm-up's, then the calm datapoints the baseline median is taken over.
     history: VecDeque<f64>,
-    /// Room to sort `history` in without allocating on each datapoint.
+    /// Space in which the median of `history` is computed, so that no datapoint allocates.
     scratch: Vec<f64>,
     baseline: Option<(f64, f64)>,
     datapoints: u64,
