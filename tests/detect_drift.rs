@@ -207,3 +207,19 @@ fn baseline_ignores_a_lasting_step() {
         assert!((baseline / 2.0 - 1.0).abs() < 0.03, "seed {seed}: baseline {baseline} ms");
     }
 }
+
+#[test]
+fn short_baseline_span_keeps_the_warm_up_count() {
+    // A span of 2 below a warm-up of 10 counts as 10: one calm datapoint does not replace the
+    // warm-up median.
+    let config =
+        DriftConfig { warmup_datapoints: 10, baseline_datapoints: 2, ..Default::default() };
+    let mut detector = DriftDetector::new(config);
+    for _ in 0..10 {
+        detector.observe(2.0);
+    }
+    assert_eq!(detector.observe(2.2), None);
+    let state = detector.state();
+    assert_eq!(state.baseline_datapoints, 10);
+    assert!((state.baseline_median_ms.unwrap() - 2.0).abs() < 1e-12, "{state:?}");
+}

@@ -27,7 +27,9 @@ pub struct DriftConfig {
     /// Number of recent calm datapoints whose median is the baseline after warm-up, so that
     /// the baseline follows slow changes of the device, such as a warmer chip or a busier
     /// host. A datapoint is calm when it leaves the sum at zero, so a rise that the sum is
-    /// weighing never enters the baseline. 0 keeps the warm-up median for good.
+    /// weighing never enters the baseline. A count below `warmup_datapoints` counts as
+    /// `warmup_datapoints`, so the baseline never rests on fewer datapoints than the
+    /// warm-up's. 0 keeps the warm-up median for good.
     pub baseline_datapoints: usize,
 }
 
@@ -159,8 +161,8 @@ impl DriftDetector {
         let z = (log_value - median) / scale.max(self.config.min_scale);
         self.last_score = Some(z);
         let clamped = z.clamp(-self.config.clamp, self.config.clamp);
-        // Capped at twice the threshold, so that a long alarm clears within a few normal
-        // datapoints of the latency coming back.
+        // Capped at twice the threshold, so that a long alarm clears within about a dozen
+        // normal datapoints of the latency coming back (16 / 1.5 with the defaults).
         self.statistic =
             (self.statistic + clamped - self.config.slack).clamp(0.0, 2.0 * self.config.threshold);
         if self.statistic == 0.0 && self.config.baseline_datapoints > 0 {
@@ -180,7 +182,8 @@ impl DriftDetector {
     /// Adds a calm datapoint to the baseline and takes the median again.
     fn follow(&mut self, log_value: f64, scale: f64) {
         self.history.push_back(log_value);
-        while self.history.len() > self.config.baseline_datapoints {
+        let keep = self.config.baseline_datapoints.max(self.config.warmup_datapoints);
+        while self.history.len() > keep {
             self.history.pop_front();
         }
         self.scratch.clear();
