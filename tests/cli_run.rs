@@ -239,6 +239,7 @@ fn bad_flag_values() {
         ("--input", "x", "expected NAME=VALUE"),
         ("--drift-baseline", "90000", "\"90000\" is not a number of seconds from 0 to 86400"),
         ("--drift-baseline", "-1", "\"-1\" is not a number of seconds from 0 to 86400"),
+        ("--drift-warmup", "90000", "\"90000\" is not a positive number of seconds up to 86400"),
     ] {
         let output = inferwatch(&["run", path(&model), &format!("{flag}={value}")]);
         let text = stderr(&output);
@@ -323,6 +324,37 @@ fn drift_baseline_zero_keeps_the_warm_up_baseline() {
     assert!(!states.is_empty(), "the 2 s warm-up never ended");
     for state in states {
         assert_eq!(state["baseline_datapoints"], 2, "{state}");
+    }
+}
+
+#[test]
+fn negative_values_reach_the_value_check() {
+    // Written apart from the flag, a negative number is still read as the flag's value.
+    let model = model_path("ppocr-cls/model.onnx");
+    for (flag, value) in [("--drift-baseline", "-1"), ("--busy-cpu", "-5")] {
+        let output = inferwatch(&["run", path(&model), "--drift", flag, value]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {text}");
+        assert!(text.contains(&format!("\"{value}\" is not")), "{flag} {value}: {text}");
+    }
+}
+
+#[test]
+fn drift_flags_require_drift() {
+    let model = model_path("ppocr-cls/model.onnx");
+    for flag in ["--drift-warmup=5", "--drift-baseline=60", "--drift-threshold=10"] {
+        let output = inferwatch(&[
+            "run",
+            path(&model),
+            "--profile",
+            "crypto-mining",
+            "--duration",
+            "1",
+            flag,
+        ]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {text}");
+        assert!(text.contains("--drift"), "{flag}: {text}");
     }
 }
 

@@ -22,25 +22,28 @@ pub(crate) struct DetectionArgs {
     #[arg(long, value_name = "NAME|FILE", group = "detection")]
     pub(crate) profile: Option<String>,
 
-    /// Watch p90 latency for a sustained rise over a baseline learned at the start. Also
-    /// scans /proc for mining indicators unless --no-indicators.
+    /// Watch p90 latency for a sustained rise over a baseline learned during a warm-up, which
+    /// then follows slow changes (--drift-baseline). Also scans /proc for mining indicators
+    /// unless --no-indicators.
     #[arg(long, group = "detection")]
     pub(crate) drift: bool,
 
-    /// Seconds of latency that form the drift baseline.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
+    /// Seconds of latency that form the first drift baseline, at most 86400.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_warmup,
+          requires = "drift", allow_negative_numbers = true)]
     pub(crate) drift_warmup: Duration,
 
     /// Seconds of recent calm latency whose median is the drift baseline after warm-up, so
-    /// that it follows slow changes of the device; at most 86400. 0 keeps the baseline
-    /// learned during --drift-warmup.
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_baseline_span)]
+    /// that it follows slow changes of the device. At most 86400. A span shorter than
+    /// --drift-warmup counts as --drift-warmup, and 0 keeps the warm-up baseline.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_baseline_span,
+          requires = "drift", allow_negative_numbers = true)]
     pub(crate) drift_baseline: Duration,
 
     /// CUSUM sum, in robust standard deviations of log latency, that raises the drift
     /// alarm. Higher values alarm later and less often.
     #[arg(long, value_name = "SUM", default_value_t = DriftConfig::default().threshold,
-          value_parser = parse_positive)]
+          value_parser = parse_positive, requires = "drift", allow_negative_numbers = true)]
     pub(crate) drift_threshold: f64,
 
     /// Seconds between two datapoints of the profile and two scans for indicators, at most
@@ -50,7 +53,8 @@ pub(crate) struct DetectionArgs {
 
     /// CPU use, in percent of one core, at or above which another process counts as busy. A
     /// multi-threaded process can exceed 100, up to 100 × the online cores [default: 80].
-    #[arg(long, value_name = "PCT", value_parser = parse_busy_cpu, requires = "detection")]
+    #[arg(long, value_name = "PCT", value_parser = parse_busy_cpu, requires = "detection",
+          allow_negative_numbers = true)]
     pub(crate) busy_cpu: Option<f64>,
 
     /// Seconds a process must stay above --busy-cpu to be reported as busy [default: 20].
@@ -70,8 +74,21 @@ pub(crate) struct DetectionArgs {
     pub(crate) no_indicators: bool,
 }
 
-/// Longest `--drift-baseline`: one day of datapoints takes 1.3 MiB (history and sort space).
+/// Longest `--drift-warmup` and `--drift-baseline`: one day of datapoints takes 1.3 MiB
+/// (history and sort space).
 const MAX_BASELINE_SPAN: Duration = Duration::from_secs(86_400);
+
+fn parse_warmup(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= MAX_BASELINE_SPAN.as_secs_f64() => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!(
+            "{text:?} is not a positive number of seconds up to {}",
+            MAX_BASELINE_SPAN.as_secs()
+        )),
+    }
+}
 
 fn parse_baseline_span(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
@@ -87,12 +104,12 @@ fn parse_baseline_span(text: &str) -> Result<Duration, String> {
 
 fn parse_busy_cpu(text: &str) -> Result<f64, String> {
     let percent = parse_positive(text)?;
-    let most = IndicatorConfig::max_cpu_percent();
-    if percent > most {
+    let limit = IndicatorConfig::max_cpu_percent();
+    if percent > limit {
         return Err(format!(
-            "{text:?} is above {most}, the CPU use of all {} online cores, so no process could \
-             reach it",
-            most / 100.0
+            "{text:?} is above {limit}, the CPU use of all {} online cores, so no process could \
+             reach it: give {limit} or less",
+            limit / 100.0
         ));
     }
     Ok(percent)

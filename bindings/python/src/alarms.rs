@@ -79,12 +79,12 @@ impl IndicatorOptions<'_> {
                     "expected a positive CPU use in percent of one core",
                 ));
             }
-            let most = IndicatorConfig::max_cpu_percent();
-            if percent > most {
+            let limit = IndicatorConfig::max_cpu_percent();
+            if percent > limit {
                 let why = format!(
-                    "expected at most {most}, the CPU use of all {} online cores, which no \
+                    "expected at most {limit}, the CPU use of all {} online cores, which no \
                      process can exceed",
-                    most / 100.0
+                    limit / 100.0
                 );
                 return Err(invalid_argument(py, origin, "busy_cpu", percent, &why));
             }
