@@ -32,16 +32,23 @@ fn quiet_on_stationary_heavy_tailed_noise() {
     }
 }
 
+/// Returns the noise source of `seed` and a default detector that has seen 200 benign
+/// datapoints around `median_ms` without an alarm.
+fn warmed_up(seed: u64, median_ms: f64) -> (fastrand::Rng, DriftDetector) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut detector = DriftDetector::new(DriftConfig::default());
+    for _ in 0..200 {
+        assert_eq!(detector.observe(noisy_latency(&mut rng, median_ms)), None, "seed {seed}");
+    }
+    (rng, detector)
+}
+
 /// Returns, for each of 20 seeds, after how many datapoints at `factor` times the median a
 /// detector that saw 200 benign datapoints raises the alarm.
 fn datapoints_to_alarm(factor: f64) -> Vec<(u64, usize)> {
     (0..20)
         .map(|seed| {
-            let mut rng = fastrand::Rng::with_seed(seed);
-            let mut detector = DriftDetector::new(DriftConfig::default());
-            for _ in 0..200 {
-                assert_eq!(detector.observe(noisy_latency(&mut rng, 2.3)), None);
-            }
+            let (mut rng, mut detector) = warmed_up(seed, 2.3);
             let raised_at = (1..=100)
                 .find(|_| {
                     let value = noisy_latency(&mut rng, 2.3 * factor);
@@ -184,11 +191,7 @@ fn fixed_baseline_alarms_on_a_slow_rise() {
 #[test]
 fn baseline_ignores_a_lasting_step() {
     for seed in 0..20 {
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let mut detector = DriftDetector::new(DriftConfig::default());
-        for _ in 0..200 {
-            assert_eq!(detector.observe(noisy_latency(&mut rng, 2.0)), None);
-        }
+        let (mut rng, mut detector) = warmed_up(seed, 2.0);
         let calm = detector.state().baseline_datapoints;
         // Half an hour of doubled latency, as under a miner that takes half the CPU.
         let mut changes = Vec::new();
@@ -209,7 +212,7 @@ fn baseline_ignores_a_lasting_step() {
 }
 
 #[test]
-fn short_baseline_span_keeps_the_warm_up_count() {
+fn short_span_keeps_warm_up_count() {
     // A span of 2 below a warm-up of 10 counts as 10: one calm datapoint does not replace the
     // warm-up median.
     let config =

@@ -52,23 +52,28 @@ fn gpus_resolve_by_index_and_uuid() {
     );
 }
 
-#[test]
-fn inferences_get_gpu_load_of_their_span() {
+/// Starts a monitor on the stand-in driver with a manual clock stopped at `clock_at`, and
+/// waits for the sampler's first poll. The returned folder contains the library, so it must
+/// outlive the monitor.
+fn sampled_monitor(clock_at: Duration) -> (tempfile::TempDir, Monitor) {
     let dir = tempfile::tempdir().unwrap();
     let library = build_standin(dir.path());
     let gpus = NvmlGpus::open(&options(library, vec![])).unwrap();
     let (clock, manual) = Clock::manual();
+    manual.advance(clock_at);
+    let monitor = Monitor::builder().clock(clock).without_proc_cpu().nvml(gpus).build().unwrap();
+    wait_for("the NVML sampler's first poll", || {
+        monitor.gpu_readings().first().and_then(|r| r.foreign_utilization).is_some()
+    });
+    (dir, monitor)
+}
+
+#[test]
+fn inferences_get_gpu_load_of_their_span() {
     // The clock stays at T = 100 s, so the first poll maps the stand-in's samples to
     // T - 400 ms, T - 200 ms and T (plus the few microseconds the call itself takes).
-    manual.advance(Duration::from_secs(100));
+    let (_dir, monitor) = sampled_monitor(Duration::from_secs(100));
     let t = 100_000 * MS;
-    let monitor = Monitor::builder().clock(clock).without_proc_cpu().nvml(gpus).build().unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while monitor.gpu_readings().first().and_then(|r| r.foreign_utilization).is_none() {
-        assert!(Instant::now() < deadline, "the NVML sampler took no sample in 10 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
     let reading = &monitor.gpu_readings()[0];
     assert_eq!(reading.gpu.uuid, "GPU-standin-1");
     assert_eq!(reading.utilization, Some(80.0));
@@ -107,20 +112,10 @@ fn inferences_get_gpu_load_of_their_span() {
 }
 
 #[test]
-fn samples_before_clock_start_keep_the_last() {
-    let dir = tempfile::tempdir().unwrap();
-    let library = build_standin(dir.path());
-    let gpus = NvmlGpus::open(&options(library, vec![])).unwrap();
-    let (clock, manual) = Clock::manual();
-    // At T = 100 ms, the samples at -400 and -200 ms predate the clock: only the later one,
+fn pre_clock_samples_keep_the_last() {
+    // At T = 100 ms, the samples at -400 and -200 ms predate the clock. Only the later one,
     // 60 %, stays, at time 0, as the load in effect when the clock started.
-    manual.advance(Duration::from_millis(100));
-    let monitor = Monitor::builder().clock(clock).without_proc_cpu().nvml(gpus).build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while monitor.gpu_readings().first().and_then(|r| r.utilization).is_none() {
-        assert!(Instant::now() < deadline, "the NVML sampler took no sample in 10 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (_dir, monitor) = sampled_monitor(Duration::from_millis(100));
     let loads = monitor.recorder().loads();
     let gpu_over = |start: u64, end: u64| loads.observed(start, end).get(LoadKind::Gpu);
     assert_eq!(gpu_over(0, 50 * MS), Some(60.0));

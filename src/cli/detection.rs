@@ -79,26 +79,24 @@ pub(crate) struct DetectionArgs {
 const MAX_BASELINE_SPAN: Duration = Duration::from_secs(86_400);
 
 fn parse_warmup(text: &str) -> Result<Duration, String> {
-    match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= MAX_BASELINE_SPAN.as_secs_f64() => {
-            Ok(Duration::from_secs_f64(secs))
-        }
-        _ => Err(format!(
-            "{text:?} is not a positive number of seconds up to {}",
-            MAX_BASELINE_SPAN.as_secs()
-        )),
-    }
+    parse_span(text, false)
 }
 
 fn parse_baseline_span(text: &str) -> Result<Duration, String> {
+    parse_span(text, true)
+}
+
+/// Parses a number of seconds up to [`MAX_BASELINE_SPAN`], positive unless `zero_allowed`.
+fn parse_span(text: &str, zero_allowed: bool) -> Result<Duration, String> {
+    let max = MAX_BASELINE_SPAN.as_secs_f64();
     match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && (0.0..=MAX_BASELINE_SPAN.as_secs_f64()).contains(&secs) => {
+        Ok(secs)
+            if secs.is_finite() && secs <= max && (secs > 0.0 || zero_allowed && secs >= 0.0) =>
+        {
             Ok(Duration::from_secs_f64(secs))
         }
-        _ => Err(format!(
-            "{text:?} is not a number of seconds from 0 to {}",
-            MAX_BASELINE_SPAN.as_secs()
-        )),
+        _ if zero_allowed => Err(format!("{text:?} is not a number of seconds from 0 to {max}")),
+        _ => Err(format!("{text:?} is not a positive number of seconds up to {max}")),
     }
 }
 

@@ -224,7 +224,8 @@ fn median(values: &mut [f64]) -> f64 {
     if len % 2 == 1 {
         return *upper;
     }
-    // An even count: the mean of the two middle values, the other one being the largest below.
+    // With an even count, the median is the mean of the two middle values. The lower of them
+    // is the largest value left of `upper`.
     let below = lower.iter().copied().max_by(f64::total_cmp).unwrap_or(*upper);
     (below + *upper) / 2.0
 }

@@ -456,7 +456,7 @@ impl GpuPoller {
             .filter(|s| self.last_sample_micros.is_none_or(|last| s.timestamp > last))
             .collect();
         ordered.sort_by_key(|s| s.timestamp);
-        let nanos = |sample: &&nvml_wrapper::struct_wrappers::device::Sample| {
+        let clock_nanos = |sample: &&nvml_wrapper::struct_wrappers::device::Sample| {
             i128::from(sample.timestamp) * 1_000 + offset_nanos
         };
         let mut newest = None;
@@ -471,10 +471,10 @@ impl GpuPoller {
             newest = Some(value);
             // Samples from before the clock's origin all land at time 0. Only the last of
             // them is kept, as the value in effect when the clock started.
-            if ordered.get(i + 1).is_some_and(|next| nanos(next) <= 0) {
+            if ordered.get(i + 1).is_some_and(|next| clock_nanos(next) <= 0) {
                 continue;
             }
-            self.push((nanos(sample).max(0) / 1_000) as u64, value);
+            self.push((clock_nanos(sample).max(0) / 1_000) as u64, value);
         }
         newest
     }

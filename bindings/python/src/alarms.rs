@@ -81,12 +81,12 @@ impl IndicatorOptions<'_> {
             }
             let limit = IndicatorConfig::max_cpu_percent();
             if percent > limit {
-                let why = format!(
+                let expected = format!(
                     "expected at most {limit}, the CPU use of all {} online cores, which no \
                      process can exceed",
                     limit / 100.0
                 );
-                return Err(invalid_argument(py, origin, "busy_cpu", percent, &why));
+                return Err(invalid_argument(py, origin, "busy_cpu", percent, &expected));
             }
             config.cpu_percent = percent;
         }
